@@ -14,7 +14,8 @@ from pipeline.i18n import _
 
 # Modules that provide `register(subparsers)`; each adds its subcommands.
 COMMAND_MODULES = (
-    "pipeline.commands",
+    "pipeline.cli.analyze",
+    "pipeline.cli.process",
     "daemon.commands",
     "plugins.lightroom_bridge.commands",
 )
