@@ -1,0 +1,905 @@
+"""Turn the best frames of a session into finished headshot variants: `run_job` and the stages it runs.
+
+Each selected frame is decoded once. Its crops are planned on the analysed face,
+and only the part of the frame the crops keep is cut out, at the resolution the
+largest output needs. The matte and the retouch run once per frame on that
+region. Each variant then only relights (once per light), composites (once per
+backdrop), crops and encodes, and the encodes run in a thread pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .device import to_pixels, to_tensor
+from .errors import HeadshotError, register_messages
+from . import faces as faces_module
+from .faces import Face
+from .i18n import N_, gettext_for
+from .jobs import EventCallback, EventKind, JobCanceled, JobEvent, JobRequest, JobResult, Stage, StopCheck, VariantResult
+from .request import OUTPUT_FORMATS
+from .styles import BACKDROP_PATTERNS, display_name, style_names
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "report.json"
+CONTACT_SHEET_NAME = "contact-sheet.jpg"
+PASSPORT_CROPS = ("passport", "us-passport")
+AS_SHOT = "original"  # the backdrop, light or crop name that keeps the frame as it was shot
+
+# Around the union of the crops, so resampling at a crop's edge still reads real pixels.
+REGION_MARGIN = 0.02  # of the region's longer side
+REGION_MARGIN_MIN_PX = 8
+ENCODE_WORKERS = max(1, min(4, os.cpu_count() or 1))
+EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif"}
+HEX_COLOR = re.compile(r"^color:#[0-9a-fA-F]{6}$")
+
+# Shares of the job's progress fraction.
+ANALYSIS_SHARE = 0.15
+RENDER_SHARE = 0.80
+
+register_messages(
+    {
+        "frame_without_face": N_("{file} shows no face, so no headshot can be made from it. Choose a frame in which the face is visible."),
+        "bit_depth_unsupported": N_(
+            "{file} would be written as JPEG, which holds 8 bits per channel, so a bit depth of 16 is not possible. "
+            "Choose PNG or TIFF as the format, or leave the bit depth as it is."
+        ),
+    }
+)
+
+_PASSPORT_RULE = N_("Passport rules: a plain white backdrop and no retouching.")
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """One cell of the variant matrix, after the passport rules are applied."""
+
+    backdrop: str
+    light: str
+    crop: str
+    retouch: str
+    overridden: tuple[str, ...] = ()  # recipe parts the crop's rules replaced
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return self.retouch, self.light, self.backdrop, self.crop
+
+
+def plan_variants(request: JobRequest) -> list[VariantSpec]:
+    """Expand backdrops × lights × crops into variants; passport crops become one white, unretouched variant per light."""
+    variants: list[VariantSpec] = []
+    seen: set[tuple] = set()
+    for backdrop in request.backdrops:
+        for light in request.lights:
+            for crop in request.crops:
+                variant = VariantSpec(backdrop, light, crop, request.retouch)
+                if crop in PASSPORT_CROPS:
+                    variant = VariantSpec("white", light, crop, "off", ("backdrop", "retouch"))
+                if variant.key not in seen:
+                    seen.add(variant.key)
+                    variants.append(variant)
+    return variants
+
+
+def validate_request(request: JobRequest) -> None:
+    """Check every option of a request before any work starts; raise `invalid_option` naming the allowed values."""
+    # 1. Presets and style names.
+    _check_choice("--retouch", request.retouch, style_names("retouch"))
+    _check_choice("--makeup", request.makeup, style_names("makeup"))
+    for option, names, kind in (
+        ("--backdrop", request.backdrops, "backdrop"),
+        ("--light", request.lights, "light"),
+        ("--crop", request.crops, "crop"),
+    ):
+        if not names:
+            _check_choice(option, "", style_names(kind))
+        for name in names:
+            if kind == "backdrop":
+                _check_backdrop(name)
+            else:
+                _check_choice(option, name, style_names(kind))
+
+    # 2. Output settings.
+    _check_choice("--format", request.output_format, OUTPUT_FORMATS)
+    _check_choice("--bit-depth", str(request.bit_depth), ("8", "16") if request.bit_depth else ("0", "8", "16"))
+    if not isinstance(request.top, int) or request.top < 1:
+        raise HeadshotError("invalid_option", None, f"top={request.top!r}", option="--top", value=request.top, allowed="1, 2, 3, …")
+    if not isinstance(request.jpeg_quality, int) or not 1 <= request.jpeg_quality <= 100:
+        raise HeadshotError(
+            "invalid_option", None, f"jpeg_quality={request.jpeg_quality!r}", option="--jpeg-quality", value=request.jpeg_quality, allowed="1–100"
+        )
+    _check_choice("--language", request.language, ("", "en", "nl"))
+    if request.output_format == "jpeg" and request.bit_depth == 16:
+        raise HeadshotError("bit_depth_unsupported", "jpeg", "format=jpeg with bit_depth=16")
+
+    # 3. The frames themselves: present and regular files.
+    if not request.frames:
+        raise HeadshotError("invalid_option", None, "no frames", option="FILE", value="-", allowed="JPEG, PNG, TIFF, WebP, HEIC")
+    for frame in request.frames:
+        path = Path(frame)
+        if not path.exists():
+            raise HeadshotError("file_not_found", frame, "frame does not exist")
+        if not path.is_file():
+            raise HeadshotError("not_a_file", frame, "frame is not a regular file")
+
+
+def run_job(
+    request: JobRequest,
+    output_dir: str | os.PathLike,
+    on_event: EventCallback | None = None,
+    should_stop: StopCheck | None = None,
+    job_id: str | None = None,
+) -> JobResult:
+    """Analyse and select the frames, write every variant of each selected frame, the contact sheet and report.json.
+
+    Each file appears in `output_dir` atomically; report.json is written last.
+    Raises `HeadshotError` for bad options or unusable frames and `JobCanceled`
+    when `should_stop` returns True; files finished before that stay.
+    """
+    validate_request(request)
+    return _Job(request, Path(output_dir), on_event, should_stop, job_id or uuid.uuid4().hex[:12]).run()
+
+
+@dataclass
+class _FinishedVariant:
+    spec: VariantSpec
+    result: VariantResult
+    thumbnail: object  # contact_sheet.Thumbnail
+
+
+@dataclass
+class _Job:
+    request: JobRequest
+    output_dir: Path
+    on_event: EventCallback | None
+    should_stop: StopCheck | None
+    job_id: str
+    language: str = ""
+    variants: list[VariantSpec] = field(default_factory=list)
+    finished: list[_FinishedVariant] = field(default_factory=list)
+    pending: list[tuple[Future, VariantSpec, VariantResult, object]] = field(default_factory=list)
+    used_stems: set[str] = field(default_factory=set)
+    started_stages: set[tuple] = field(default_factory=set)
+    source_hashes: dict[str, str] = field(default_factory=dict)
+    selection: object = None
+    rendered: int = 0
+    total_to_render: int = 1
+
+    def run(self) -> JobResult:
+        from .i18n import current_language
+
+        self.language = self.request.language or current_language()
+        self.variants = plan_variants(self.request)
+        self._prepare_output_dir()
+        log.info("job %s: %d frames, %d variants per frame, output %s", self.job_id, len(self.request.frames), len(self.variants), self.output_dir)
+
+        # 1. Analyse every frame and choose the best.
+        analyses = self._analyse()
+        chosen = self._select(analyses)
+
+        # 2. Render each chosen frame's variants; files are encoded in the background.
+        self.total_to_render = max(1, len(chosen) * len(self.variants))
+        frame_reports = {str(analysis.path): self._frame_report(analysis) for analysis in analyses}
+        with ThreadPoolExecutor(max_workers=ENCODE_WORKERS, thread_name_prefix=f"encode-{self.job_id}") as pool:
+            try:
+                for rank, analysis in chosen:
+                    frame_reports[str(analysis.path)].update(self._render_frame(pool, analysis, rank))
+                self._collect_written(wait=True)
+            except BaseException:
+                for future, *_ in self.pending:
+                    future.cancel()
+                raise
+
+        # 3. The contact sheet, then the report that marks the job complete.
+        self._check_stop()
+        return self._publish(list(frame_reports.values()))
+
+    # -- analysis and selection -------------------------------------------------
+
+    def _analyse(self) -> list:
+        from .analysis import analyze_file
+
+        analyses = []
+        self._stage_started(Stage.analysing, None)
+        for index, frame in enumerate(self.request.frames):
+            self._check_stop()
+            started = time.perf_counter()
+            analysis = analyze_file(frame)
+            analyses.append(analysis)
+            described = analysis.to_dict(self.language)
+            self._emit(
+                JobEvent(
+                    EventKind.frame_scored,
+                    stage=Stage.analysing,
+                    frame=str(frame),
+                    score=described.get("score"),
+                    reasons=[{"code": reason["code"], "message": reason["message"]} for reason in described.get("reasons", [])],
+                )
+            )
+            self._progress(Stage.analysing, ANALYSIS_SHARE * (index + 1) / len(self.request.frames))
+            self._log_stage(frame, Stage.analysing, started, f"score {described.get('score')}")
+        return analyses
+
+    def _select(self, analyses: list) -> list[tuple[int, object]]:
+        """Return (rank, analysis) for the frames to render, best first; raise when none is usable."""
+        from .selection import select_frames
+
+        self._check_stop()
+        self._stage_started(Stage.selecting, None)
+        started = time.perf_counter()
+        usable = [analysis for analysis in analyses if _analysis_error(analysis) is None]
+        if not usable:
+            raise _as_headshot_error(analyses[0])
+        selection = select_frames(usable, top=self.request.top)
+        chosen = [(rank, analysis) for rank, analysis in _ranked(selection, usable)][: self.request.top]
+        self._log_stage(None, Stage.selecting, started, ", ".join(f"{rank}: {Path(a.path).name}" for rank, a in chosen))
+        self.selection = selection
+        return chosen
+
+    def _frame_report(self, analysis) -> dict:
+        described = analysis.to_dict(self.language)
+        entry = {"file": str(analysis.path), "analysis": described, "selected": False, "rank": None, "variants": []}
+        entry.update(_selection_entry(self.selection, analysis))
+        if _analysis_error(analysis) is None:
+            entry["sha256"] = self._source_hash(str(analysis.path))
+        return entry
+
+    def _source_hash(self, frame: str) -> str:
+        from .photo_io import hash_file
+
+        if frame not in self.source_hashes:
+            self.source_hashes[frame] = hash_file(frame)
+        return self.source_hashes[frame]
+
+    # -- one frame ----------------------------------------------------------------
+
+    def _render_frame(self, pool: ThreadPoolExecutor, analysis, rank: int) -> dict:
+        from .photo_io import read_photo
+
+        frame = str(analysis.path)
+        settings_by_preset = _retouch_settings(self.request)
+
+        # 1. Decode the frame once, in its own colour space and bit depth.
+        self._check_stop()
+        self._stage_started(Stage.reading, frame)
+        started = time.perf_counter()
+        photo = read_photo(frame)
+        height, width = photo.pixels.shape[:2]
+        faces = list(_analysis_faces(analysis))
+        if not faces:
+            raise HeadshotError("frame_without_face", frame, "the analysis found no face in a selected frame")
+        main_face = faces[0]
+        self._log_stage(frame, Stage.reading, started, f"{width}x{height} {photo.info.format} {photo.info.bit_depth}-bit")
+
+        # 2. Plan every crop on the analysed face, then cut the region they share.
+        crop_names = sorted({variant.crop for variant in self.variants}, key=[v.crop for v in self.variants].index)
+        plans = {name: _plan_crop(name, main_face, width, height) for name in crop_names if name != AS_SHOT}
+        region = CropRegion.around(plans.values(), width, height, keep_full_frame=AS_SHOT in crop_names)
+        image = to_tensor(region.cut(photo.pixels))
+        region_faces = [region.face(face) for face in faces]
+        log.info("job %s frame %s: region %s at scale %.3f", self.job_id, Path(frame).name, region.box, region.scale_x)
+
+        # 3. The person matte, once per frame, when any variant changes the backdrop or the light.
+        matte = None
+        if any(variant.backdrop != AS_SHOT or variant.light != AS_SHOT for variant in self.variants):
+            matte = self._matte(frame, image, region_faces)
+
+        # 4. Retouch once per frame and preset.
+        bases: dict[str, torch.Tensor] = {}
+        for preset in dict.fromkeys(variant.retouch for variant in self.variants):
+            bases[preset] = self._retouch(frame, image, region_faces, settings_by_preset[preset], matte) if preset != "off" else image
+
+        # 5. Per light, per backdrop, per crop: relight, composite, crop and hand to the encoder.
+        context = _FrameContext(
+            frame, photo, analysis, rank, main_face, region, plans, region_faces, matte, settings_by_preset,
+            stem=self._unique_stem(Path(frame).stem), source_sha256=self._source_hash(frame),
+        )
+        for preset, base in bases.items():
+            self._render_variants_of(pool, context, preset, base)
+        del bases, image, matte
+        return {"selected": True, "rank": rank, "region": {"box": list(region.box), "scale": region.scale_x}}
+
+    def _matte(self, frame: str, image: torch.Tensor, faces: list[Face]) -> torch.Tensor:
+        from .matte import person_matte
+
+        self._check_stop()
+        self._stage_started(Stage.matting, frame)
+        started = time.perf_counter()
+        matte = person_matte(image, faces)
+        self._log_stage(frame, Stage.matting, started, f"{tuple(matte.shape)}")
+        return matte
+
+    def _retouch(self, frame: str, image: torch.Tensor, faces: list[Face], settings, matte) -> torch.Tensor:
+        from .retouch import retouch
+
+        self._check_stop()
+        self._stage_started(Stage.retouching, frame)
+        started = time.perf_counter()
+        retouched = retouch(image, faces, settings, person_matte=matte, should_stop=self.should_stop)
+        self._check_stop()
+        self._log_stage(frame, Stage.retouching, started, getattr(settings, "name", ""))
+        return retouched
+
+    def _render_variants_of(self, pool: ThreadPoolExecutor, context: "_FrameContext", preset: str, base: torch.Tensor) -> None:
+        from .backdrops import composite, parse_backdrop, render_backdrop
+        from .matte import decontaminate
+        from .relight import parse_light, relight
+
+        variants = [variant for variant in self.variants if variant.retouch == preset]
+        for light in dict.fromkeys(variant.light for variant in variants):
+            # 1. Relight once per light.
+            self._check_stop()
+            lit = base
+            if light != AS_SHOT:
+                self._stage_started(Stage.relighting, context.frame)
+                started = time.perf_counter()
+                lit = relight(base, context.faces, parse_light(light), matte=context.matte)
+                self._log_stage(context.frame, Stage.relighting, started, light)
+
+            # 2. Composite once per backdrop; the decontaminated foreground is shared by all backdrops.
+            foreground = None
+            of_light = [variant for variant in variants if variant.light == light]
+            for backdrop in dict.fromkeys(variant.backdrop for variant in of_light):
+                self._check_stop()
+                composed = lit
+                if backdrop != AS_SHOT:
+                    self._stage_started(Stage.compositing, context.frame)
+                    started = time.perf_counter()
+                    if foreground is None:
+                        foreground = decontaminate(lit, context.matte)
+                    spec = parse_backdrop(backdrop)
+                    backdrop_image = render_backdrop(spec, lit, context.matte, context.faces, color_in_profile=context.color_in_profile)
+                    composed = composite(foreground, context.matte, backdrop_image)
+                    del backdrop_image
+                    self._log_stage(context.frame, Stage.compositing, started, backdrop)
+
+                # 3. Crop, convert and queue each file for encoding.
+                for variant in (variant for variant in of_light if variant.backdrop == backdrop):
+                    self._check_stop()
+                    self._queue_variant(pool, context, variant, composed)
+                    self._collect_written(wait=False)
+                del composed
+            del foreground, lit
+
+    def _queue_variant(self, pool: ThreadPoolExecutor, context: "_FrameContext", variant: VariantSpec, composed: torch.Tensor) -> None:
+        from .contact_sheet import Thumbnail, make_thumbnail
+        from .photo_io import write_photo
+
+        # 1. Cut the crop out of the region; the as-shot crop is the frame itself, pixel for pixel.
+        if variant.crop == AS_SHOT:
+            cropped = context.region.full_frame(composed)
+        else:
+            cropped = _apply_crop(composed, context.region.plan(context.plans[variant.crop]))
+
+        # 2. Convert to the output's format and bit depth.
+        info = context.photo.info
+        output_format = _output_format(info, self.request.output_format)
+        bit_depth = _output_bit_depth(info, self.request.bit_depth, output_format, context.frame)
+        pixels = to_pixels(cropped, bit_depth)
+        del cropped
+        alpha = context.photo.alpha if (variant.crop == AS_SHOT and variant.backdrop == AS_SHOT) else None
+
+        # 3. Name the file and hand it to the encoder.
+        path = self.output_dir / variant_file_name(context.stem, variant, _extension(context.frame, output_format))
+        self._stage_started(Stage.writing, context.frame)
+        future = pool.submit(
+            _write_variant,
+            write_photo,
+            path,
+            pixels,
+            alpha,
+            info,
+            output_format,
+            bit_depth,
+            context.photo.icc_profile,
+            tuple(self.request.frames),
+            self.request.jpeg_quality,
+        )
+        recipe = self._recipe(context, variant, output_format, bit_depth)
+        result = VariantResult(
+            variant_id=f"{context.stem}_{variant.retouch}_{_safe_part(variant.backdrop)}_{_safe_part(variant.light)}_{_safe_part(variant.crop)}",
+            path=path,
+            frame=context.frame,
+            recipe=recipe,
+            width=int(pixels.shape[1]),
+            height=int(pixels.shape[0]),
+            score=float(_analysis_score(context.analysis)),
+        )
+        thumbnail = Thumbnail(
+            pixels=make_thumbnail(pixels, context.photo.icc_profile),
+            name=path.name,
+            styles=" · ".join(
+                display_name(kind, name, self.language)
+                for kind, name in (("backdrop", variant.backdrop), ("light", variant.light), ("crop", variant.crop))
+            ),
+            score=gettext_for(self.language)(N_("Score {score:.0f}/100 · rank {rank}")).format(score=result.score, rank=context.rank),
+        )
+        self.pending.append((future, variant, result, thumbnail))
+
+    def _collect_written(self, wait: bool) -> None:
+        """Announce the files the encoder finished; with `wait`, wait for all of them. Re-raises a failed write."""
+        still_pending = []
+        for future, variant, result, thumbnail in self.pending:
+            if not wait and not future.done():
+                still_pending.append((future, variant, result, thumbnail))
+                continue
+            result.path = future.result()
+            self.finished.append(_FinishedVariant(variant, result, thumbnail))
+            self.rendered += 1
+            self._emit(JobEvent(EventKind.variant_ready, stage=Stage.writing, frame=result.frame, score=result.score, variant=result))
+            self._progress(Stage.writing, ANALYSIS_SHARE + RENDER_SHARE * self.rendered / self.total_to_render)
+            log.info("job %s frame %s stage writing: %s (%dx%d)", self.job_id, Path(result.frame).name, result.path.name, result.width, result.height)
+        self.pending = still_pending
+
+    def _recipe(self, context: "_FrameContext", variant: VariantSpec, output_format: str, bit_depth: int) -> dict:
+        from .report import icc_description
+
+        settings = context.settings_by_preset[variant.retouch]
+        recipe = {
+            "retouch": {"preset": variant.retouch, "settings": _settings_dict(settings)},
+            "makeup": self.request.makeup if variant.retouch != "off" else "none",
+            "backdrop": variant.backdrop,
+            "light": {"name": variant.light, "strength": 1.0},
+            "crop": _crop_recipe(variant.crop, context.plans.get(variant.crop), context.photo.pixels.shape),
+            "output": {
+                "format": output_format,
+                "bit_depth": bit_depth,
+                "jpeg_quality": self.request.jpeg_quality if output_format == "jpeg" else None,
+                "icc_profile": icc_description(context.photo.icc_profile),
+            },
+            "source": {
+                "file": context.frame,
+                "sha256": context.source_sha256,
+                "width": int(context.photo.pixels.shape[1]),
+                "height": int(context.photo.pixels.shape[0]),
+                "face_box": [round(float(value), 2) for value in context.main_face.box],
+            },
+        }
+        if variant.overridden:
+            _ = gettext_for(self.language)
+            recipe["overrides"] = {
+                "parts": list(variant.overridden),
+                "requested": {"backdrops": self.request.backdrops, "retouch": self.request.retouch, "makeup": self.request.makeup},
+                "reason": _(_PASSPORT_RULE),
+            }
+        return recipe
+
+    # -- publishing -----------------------------------------------------------------
+
+    def _publish(self, frame_reports: list[dict]) -> JobResult:
+        from .contact_sheet import write_contact_sheet
+        from .report import build_report, write_report
+
+        # 1. Put the variants back in request order and attach them to their frames.
+        order = {variant.key: index for index, variant in enumerate(self.variants)}
+        frames_order = {str(frame): index for index, frame in enumerate(self.request.frames)}
+        self.finished.sort(key=lambda item: (frames_order.get(item.result.frame, 0), order[item.spec.key]))
+        by_frame = {entry["file"]: entry for entry in frame_reports}
+        variant_entries = []
+        for item in self.finished:
+            entry = {
+                "id": item.result.variant_id,
+                "file": item.result.path.name,
+                "frame": item.result.frame,
+                "width": item.result.width,
+                "height": item.result.height,
+                "score": item.result.score,
+                "recipe": item.result.recipe,
+            }
+            variant_entries.append(entry)
+            by_frame[item.result.frame]["variants"].append(item.result.path.name)
+
+        # 2. The contact sheet.
+        _ = gettext_for(self.language)
+        self._stage_started(Stage.writing, None)
+        started = time.perf_counter()
+        title = _(N_("Headshot Studio · {count} variants · {frames}")).format(
+            count=len(self.finished), frames=", ".join(sorted({Path(item.result.frame).name for item in self.finished}))
+        )
+        contact_sheet_path = write_contact_sheet(self.output_dir / CONTACT_SHEET_NAME, [item.thumbnail for item in self.finished], title)
+        self._log_stage(None, Stage.writing, started, contact_sheet_path.name)
+
+        # 3. The report, last: once it exists, every file it names is complete.
+        report = build_report(self.job_id, self.request.to_dict(), frame_reports, variant_entries, contact_sheet_path.name, self.language)
+        report_path = write_report(self.output_dir / REPORT_NAME, report)
+        self._progress(Stage.writing, 1.0)
+        log.info("job %s: finished, %d variants, report %s", self.job_id, len(self.finished), report_path)
+        return JobResult([item.result for item in self.finished], report_path, contact_sheet_path, report)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _prepare_output_dir(self) -> None:
+        try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise HeadshotError("write_failed", self.output_dir, str(error), reason=error.strerror or str(error)) from error
+        inputs = {Path(frame).resolve() for frame in self.request.frames}
+        for name in (REPORT_NAME, CONTACT_SHEET_NAME):
+            if (self.output_dir / name).resolve() in inputs:
+                raise HeadshotError("would_overwrite_input", self.output_dir / name, "an input frame has the report's or contact sheet's name")
+
+    def _unique_stem(self, stem: str) -> str:
+        safe = _safe_part(stem) or "frame"
+        candidate, counter = safe, 2
+        while candidate in self.used_stems:
+            candidate = f"{safe}-{counter}"
+            counter += 1
+        self.used_stems.add(candidate)
+        return candidate
+
+    def _check_stop(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            log.info("job %s: canceled", self.job_id)
+            raise JobCanceled(self.job_id)
+
+    def _emit(self, event: JobEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _stage_started(self, stage: Stage, frame: str | None) -> None:
+        """Announce a stage the first time it starts for a frame (None: for the whole job)."""
+        if (stage, frame) in self.started_stages:
+            return
+        self.started_stages.add((stage, frame))
+        self._emit(JobEvent(EventKind.stage_started, stage=stage, frame=frame))
+
+    def _progress(self, stage: Stage, fraction: float) -> None:
+        self._emit(JobEvent(EventKind.progress, stage=stage, fraction=min(1.0, max(0.0, fraction))))
+
+    def _log_stage(self, frame: str | None, stage: Stage, started: float, detail: str = "") -> None:
+        name = Path(frame).name if frame else "-"
+        log.info("job %s frame %s stage %s: %.2f s %s", self.job_id, name, stage.value, time.perf_counter() - started, detail)
+
+
+@dataclass
+class _FrameContext:
+    frame: str
+    photo: object
+    analysis: object
+    rank: int
+    main_face: Face
+    region: "CropRegion"
+    plans: dict
+    faces: list[Face]
+    matte: torch.Tensor | None
+    settings_by_preset: dict
+    stem: str
+    source_sha256: str
+
+    def color_in_profile(self, rgb: tuple[float, float, float]) -> tuple[float, float, float]:
+        """Convert an sRGB colour (0..1) into the frame's own colour space, so a white backdrop is white in its profile."""
+        from .photo_io import srgb_color_in_profile
+
+        return srgb_color_in_profile(rgb, self.photo.icc_profile)
+
+
+@dataclass
+class CropRegion:
+    """The part of a frame all crops keep, in frame pixels (it may reach past the edge), and its working scale."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+    frame_width: int
+    frame_height: int
+    width: int  # working size after scaling
+    height: int
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        return self.left, self.top, self.right, self.bottom
+
+    @property
+    def scale_x(self) -> float:
+        return self.width / (self.right - self.left)
+
+    @property
+    def scale_y(self) -> float:
+        return self.height / (self.bottom - self.top)
+
+    @classmethod
+    def around(cls, plans, frame_width: int, frame_height: int, keep_full_frame: bool) -> "CropRegion":
+        """Return the union of the crops' rotated rectangles plus a margin, at the scale the sharpest crop needs."""
+        plans = list(plans)
+        bounds = [_plan_bounds(plan) for plan in plans]
+        if keep_full_frame:
+            bounds.append((0.0, 0.0, float(frame_width), float(frame_height)))
+        left = min(bound[0] for bound in bounds)
+        top = min(bound[1] for bound in bounds)
+        right = max(bound[2] for bound in bounds)
+        bottom = max(bound[3] for bound in bounds)
+
+        # The margin never pushes the region past a frame edge that no crop reaches past.
+        margin = max(REGION_MARGIN_MIN_PX, REGION_MARGIN * max(right - left, bottom - top))
+        left = min(left, max(0.0, left - margin))
+        top = min(top, max(0.0, top - margin))
+        right = max(right, min(float(frame_width), right + margin))
+        bottom = max(bottom, min(float(frame_height), bottom + margin))
+        left, top, right, bottom = math.floor(left), math.floor(top), math.ceil(right), math.ceil(bottom)
+
+        # The as-shot crop must stay pixel for pixel; otherwise shrink to what the largest output needs.
+        scale = 1.0
+        if not keep_full_frame and plans:
+            scale = min(1.0, max(max(plan.output_width / plan.width, plan.output_height / plan.height) for plan in plans))
+        width = max(1, round((right - left) * scale))
+        height = max(1, round((bottom - top) * scale))
+        return cls(left, top, right, bottom, frame_width, frame_height, width, height)
+
+    def cut(self, pixels: np.ndarray) -> np.ndarray:
+        """Cut the region out of (H, W, 3) pixels, repeating edge pixels where it reaches past the frame, and scale it."""
+        frame_height, frame_width = pixels.shape[:2]
+        inside = pixels[max(0, self.top) : min(frame_height, self.bottom), max(0, self.left) : min(frame_width, self.right)]
+        padding = (max(0, -self.top), max(0, self.bottom - frame_height), max(0, -self.left), max(0, self.right - frame_width))
+        if any(padding):
+            inside = cv2.copyMakeBorder(inside, *padding, cv2.BORDER_REPLICATE)
+        if (self.width, self.height) != (inside.shape[1], inside.shape[0]):
+            inside = cv2.resize(inside, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        return inside
+
+    def face(self, face: Face) -> Face:
+        """Return a face in region pixels."""
+        scale_x, scale_y = self.scale_x, self.scale_y
+        x, y, width, height = face.box
+        offset = np.array([self.left, self.top], dtype=np.float32)
+        scale = np.array([scale_x, scale_y], dtype=np.float32)
+        landmarks = None
+        if face.landmarks is not None:
+            landmarks = face.landmarks.astype(np.float32).copy()
+            landmarks[:, :2] = (landmarks[:, :2] - offset) * scale
+            landmarks[:, 2] *= scale_x
+        return Face(
+            box=((x - self.left) * scale_x, (y - self.top) * scale_y, width * scale_x, height * scale_y),
+            score=face.score,
+            keypoints=(np.asarray(face.keypoints, dtype=np.float32) - offset) * scale,
+            landmarks=landmarks,
+        )
+
+    def plan(self, plan):
+        """Return a crop plan in region pixels; the output size stays as planned."""
+        return _replace(
+            plan,
+            center_x=(plan.center_x - self.left) * self.scale_x,
+            center_y=(plan.center_y - self.top) * self.scale_y,
+            width=plan.width * self.scale_x,
+            height=plan.height * self.scale_y,
+        )
+
+    def full_frame(self, image: torch.Tensor) -> torch.Tensor:
+        """Return the whole frame from a region tensor that holds it at scale 1."""
+        if abs(self.scale_x - 1.0) > 1e-9 or abs(self.scale_y - 1.0) > 1e-9:
+            raise ValueError("the as-shot crop needs the region at full resolution")
+        x0, y0 = -self.left, -self.top
+        return image[:, y0 : y0 + self.frame_height, x0 : x0 + self.frame_width]
+
+
+def variant_file_name(stem: str, variant: VariantSpec, extension: str) -> str:
+    """Return `<frame-stem>_<backdrop>_<light>_<crop><extension>`, safe on every file system."""
+    return f"{stem}_{_safe_part(variant.backdrop)}_{_safe_part(variant.light)}_{_safe_part(variant.crop)}{extension}"
+
+
+def _safe_part(name: str) -> str:
+    """Make a style or frame name safe for a file name: `color:#1a2b3c` becomes `color-1a2b3c`, `image:/a/b.png` `image-b`."""
+    if name.startswith("image:"):
+        name = "image-" + Path(name[len("image:") :]).stem
+    safe = re.sub(r"[^\w.-]+", "-", name, flags=re.UNICODE)
+    return re.sub(r"-{2,}", "-", safe).strip("-.")
+
+
+def _check_choice(option: str, value, allowed) -> None:
+    allowed = [str(name) for name in allowed]
+    if str(value) not in allowed:
+        raise HeadshotError("invalid_option", None, f"{option}={value!r}", option=option, value=value if value != "" else '""', allowed=", ".join(allowed))
+
+
+def _check_backdrop(name: str) -> None:
+    """Accept a listed backdrop, a `color:#RRGGBB` or an `image:PATH` that exists; the backdrops module has the last word."""
+    names = style_names("backdrop")
+    allowed = ", ".join(names)
+    listed = name in names and name not in BACKDROP_PATTERNS
+    if not (listed or HEX_COLOR.match(name) or name.startswith("image:")):
+        raise HeadshotError("invalid_option", None, f"backdrop={name!r}", option="--backdrop", value=name, allowed=allowed)
+    if name.startswith("image:"):
+        path = Path(name[len("image:") :])
+        if not path.is_file():
+            raise HeadshotError("file_not_found", path, "backdrop image does not exist")
+    try:
+        from .backdrops import parse_backdrop
+    except ModuleNotFoundError as error:
+        if error.name != "pipeline.backdrops":
+            raise
+        return
+    try:
+        parse_backdrop(name)
+    except ValueError as error:
+        raise HeadshotError("invalid_option", None, f"backdrop={name!r}: {error}", option="--backdrop", value=name, allowed=allowed) from error
+
+
+def _retouch_settings(request: JobRequest) -> dict:
+    """Return the retouch settings per preset in use: the requested one and, for passport crops, 'off'."""
+    from .retouch import RetouchSettings
+
+    presets = {request.retouch: RetouchSettings.preset(request.retouch, request.makeup)}
+    presets.setdefault("off", RetouchSettings.preset("off", "none"))
+    return presets
+
+
+def _settings_dict(settings) -> dict:
+    return settings.to_dict() if hasattr(settings, "to_dict") else dict(vars(settings))
+
+
+def _plan_crop(name: str, face: Face, width: int, height: int):
+    from .crops import plan_crop
+
+    return plan_crop(name, face, width, height)
+
+
+def _apply_crop(image: torch.Tensor, plan) -> torch.Tensor:
+    from .crops import apply_crop
+
+    return apply_crop(image, plan)
+
+
+def _plan_bounds(plan) -> tuple[float, float, float, float]:
+    """Return the axis-aligned bounds (left, top, right, bottom) of a crop plan's rotated rectangle."""
+    angle = math.radians(plan.angle_degrees)
+    cos, sin = abs(math.cos(angle)), abs(math.sin(angle))
+    half_width = (plan.width * cos + plan.height * sin) / 2
+    half_height = (plan.width * sin + plan.height * cos) / 2
+    return plan.center_x - half_width, plan.center_y - half_height, plan.center_x + half_width, plan.center_y + half_height
+
+
+def _crop_recipe(name: str, plan, frame_shape) -> dict:
+    if plan is None:
+        return {"name": name, "center_x": frame_shape[1] / 2, "center_y": frame_shape[0] / 2, "angle_degrees": 0.0,
+                "width": frame_shape[1], "height": frame_shape[0], "output_width": frame_shape[1],
+                "output_height": frame_shape[0], "reaches_past_edge": False}
+    numbers = {key: getattr(plan, key) for key in ("center_x", "center_y", "angle_degrees", "width", "height", "output_width", "output_height")}
+    recipe = {"name": name}
+    recipe.update({key: round(float(value), 3) if isinstance(value, float) else value for key, value in numbers.items()})
+    recipe["reaches_past_edge"] = bool(plan.reaches_past_edge)
+    return recipe
+
+
+def _replace(plan, **changes):
+    if hasattr(plan, "_replace"):
+        return plan._replace(**changes)
+    return replace(plan, **changes)
+
+
+def _write_variant(write_photo, path, pixels, alpha, info, output_format, bit_depth, icc_profile, inputs, jpeg_quality) -> Path:
+    return Path(
+        write_photo(
+            path,
+            pixels,
+            alpha,
+            like=info,
+            format=output_format,
+            bit_depth=bit_depth,
+            icc_profile=icc_profile,
+            inputs=inputs,
+            jpeg_quality=jpeg_quality,
+        )
+    )
+
+
+def _output_format(info, requested: str) -> str:
+    """Return the format to write: the requested one, or the frame's own when it is JPEG, PNG or TIFF."""
+    if requested != "same":
+        return requested
+    own = str(info.format).lower()
+    own = {"jpg": "jpeg", "tif": "tiff"}.get(own, own)
+    if own in EXTENSIONS:
+        return own
+    # NOTE: WebP and HEIC frames are written as 16-bit TIFF or JPEG; the report names the format used.
+    return "tiff" if int(info.bit_depth or 8) > 8 else "jpeg"
+
+
+def _output_bit_depth(info, requested: int, output_format: str, frame: str) -> int:
+    depth = requested or int(info.bit_depth or 8)
+    depth = 16 if depth > 8 else 8
+    if output_format == "jpeg":
+        if requested == 16:
+            raise HeadshotError("bit_depth_unsupported", frame, "format same is JPEG and bit_depth=16")
+        depth = 8
+    return depth
+
+
+def _extension(frame: str, output_format: str) -> str:
+    suffix = Path(frame).suffix.lower()
+    same_family = {"jpeg": (".jpg", ".jpeg"), "png": (".png",), "tiff": (".tif", ".tiff")}[output_format]
+    return suffix if suffix in same_family else EXTENSIONS[output_format]
+
+
+# -- reading the analysis and selection results ------------------------------------------
+
+
+def _analysis_error(analysis):
+    return getattr(analysis, "error", None)
+
+
+def _as_headshot_error(analysis) -> HeadshotError:
+    error = _analysis_error(analysis)
+    if isinstance(error, HeadshotError):
+        return error
+    if isinstance(error, dict) and error.get("code"):
+        try:
+            return HeadshotError(error["code"], analysis.path, error.get("detail", ""), **error.get("params", {}))
+        except (ValueError, KeyError):
+            pass
+    return HeadshotError("file_unreadable", analysis.path, str(error), reason=str(error))
+
+
+def _analysis_score(analysis) -> float:
+    return float(getattr(analysis, "score", 0.0) or 0.0)
+
+
+def _analysis_faces(analysis) -> list[Face]:
+    """Return the analysed faces as `Face`s in frame pixels, the main subject first."""
+    records = list(getattr(analysis, "faces", None) or [])
+    subject = getattr(analysis, "subject", None)
+    if isinstance(subject, int) and 0 <= subject < len(records):
+        records.insert(0, records.pop(subject))
+    return [_face_from_record(record) for record in records]
+
+
+def _face_from_record(record) -> Face:
+    """Build a `Face` from an analysis record, taking the six detector keypoints from the mesh when there is one."""
+    if isinstance(record, Face):
+        return record
+    x, y, width, height = (float(value) for value in record.box)
+    landmarks = None if record.landmarks is None else np.asarray(record.landmarks, dtype=np.float32)
+    if landmarks is not None:
+        mesh = landmarks[:, :2]
+        keypoints = np.stack(
+            [
+                mesh[faces_module.RIGHT_IRIS_CENTER],
+                mesh[faces_module.LEFT_IRIS_CENTER],
+                mesh[faces_module.NOSE_TIP],
+                (mesh[faces_module.UPPER_LIP_INNER] + mesh[faces_module.LOWER_LIP_INNER]) / 2,
+                mesh[faces_module.RIGHT_FACE_EDGE],
+                mesh[faces_module.LEFT_FACE_EDGE],
+            ]
+        )
+    else:
+        # Typical positions inside a detector box; only used when the mesh did not fit.
+        relative = np.array([[0.32, 0.38], [0.68, 0.38], [0.5, 0.6], [0.5, 0.78], [0.05, 0.45], [0.95, 0.45]], dtype=np.float32)
+        keypoints = np.array([x, y], dtype=np.float32) + relative * np.array([width, height], dtype=np.float32)
+    return Face(box=(x, y, width, height), score=float(record.score), keypoints=keypoints.astype(np.float32), landmarks=landmarks)
+
+
+def _ranked(selection, usable: list) -> list[tuple[int, object]]:
+    """Return (rank, analysis) pairs from a selection, best first."""
+    by_path = {str(analysis.path): analysis for analysis in usable}
+    ranked = []
+    for entry in getattr(selection, "frames", selection):
+        analysis = getattr(entry, "analysis", None) or by_path.get(str(getattr(entry, "path", "")))
+        if analysis is not None and getattr(entry, "selected", True):
+            ranked.append((int(getattr(entry, "rank", len(ranked) + 1)), analysis))
+    ranked.sort(key=lambda pair: pair[0])
+    return ranked
+
+
+def _selection_entry(selection, analysis) -> dict:
+    if selection is None:
+        return {}
+    for entry in getattr(selection, "frames", selection):
+        entry_path = getattr(entry, "path", None) or getattr(getattr(entry, "analysis", None), "path", None)
+        if str(entry_path) == str(analysis.path):
+            described = entry.to_dict() if hasattr(entry, "to_dict") else {}
+            return {"rank": getattr(entry, "rank", None), "selection": described}
+    return {}

@@ -1,0 +1,120 @@
+"""The job report (report.json): every frame's score and every variant's file and exact recipe.
+
+A photographer or a later run reads it to see why a frame was chosen and to
+make the same variant again; the file is written last and atomically, so its
+presence means the job's other outputs are complete.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import os
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from .errors import HeadshotError
+
+ENGINE = "headshot-studio"
+REPORT_VERSION = 1
+
+
+def engine_version() -> str:
+    """Return the installed package's version, or the source tree's when it runs uninstalled."""
+    try:
+        return metadata.version(ENGINE)
+    except metadata.PackageNotFoundError:
+        return "0.1.0+source"
+
+
+def build_report(
+    job_id: str,
+    request: dict,
+    frames: list[dict],
+    variants: list[dict],
+    contact_sheet: str | None,
+    language: str,
+) -> dict:
+    """Assemble the report: the engine, the request as given, the frames and the variants in request order."""
+    return {
+        "report_version": REPORT_VERSION,
+        "engine": {"name": ENGINE, "version": engine_version()},
+        "job_id": job_id,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "language": language,
+        "request": request,
+        "frames": frames,
+        "variants": variants,
+        "contact_sheet": contact_sheet,
+    }
+
+
+def write_report(path: Path, report: dict) -> Path:
+    """Write the report as UTF-8 JSON, atomically."""
+    text = json.dumps(report, ensure_ascii=False, indent=2, default=_json_value)
+    return write_atomically(Path(path), text.encode("utf-8") + b"\n")
+
+
+def write_atomically(path: Path, data: bytes) -> Path:
+    """Write bytes to a temporary file in the same folder, fsync it, then rename it over `path`.
+
+    A reader sees either the old file or the complete new one, never a partial one.
+    """
+    path = Path(path)
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as error:
+        raise HeadshotError("write_failed", path, str(error), reason=error.strerror or str(error)) from error
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise HeadshotError("write_failed", path, str(error), reason=error.strerror or str(error)) from error
+    _fsync_folder(path.parent)
+    return path
+
+
+def icc_description(icc_profile: bytes | None) -> str | None:
+    """Return an ICC profile's own description (its 'desc' tag), or None when there is no profile."""
+    if not icc_profile:
+        return None
+    from PIL import ImageCms
+
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+        description = ImageCms.getProfileDescription(profile).strip()
+    except (OSError, ImageCms.PyCMSError):
+        return "unreadable ICC profile"
+    return description or "ICC profile without a description"
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable; some file systems do not allow opening a folder, which is harmless."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _json_value(value):
+    """Convert the values json does not know: paths, numpy numbers and arrays, enums."""
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "value"):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
