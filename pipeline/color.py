@@ -1,0 +1,160 @@
+"""Colour management for the photographer's files: ICC profiles in, sRGB for measuring, and back out.
+
+Transforms run through LittleCMS (Pillow's ImageCms) with relative colorimetric
+intent and black point compensation, the defaults a retoucher knows from Photoshop.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+
+import cv2
+import numpy as np
+from PIL import Image, ImageCms
+
+log = logging.getLogger(__name__)
+
+# Matrix/TRC profiles treat every intent as colorimetric; LUT (CMYK) profiles honour it.
+_INTENT = ImageCms.Intent.RELATIVE_COLORIMETRIC
+_FLAGS = ImageCms.Flags.BLACKPOINTCOMPENSATION
+
+
+@functools.lru_cache(maxsize=1)
+def srgb_profile() -> bytes:
+    """Return the bytes of LittleCMS's built-in sRGB profile (ICC v4), embedded where pixels were converted to sRGB."""
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def profile_color_space(icc_profile: bytes | None) -> str | None:
+    """Return the data colour space of a profile ('RGB', 'CMYK', 'GRAY', 'Lab', ...), or None when it is not a valid ICC header."""
+    if not icc_profile or len(icc_profile) < 128 or icc_profile[36:40] != b"acsp":
+        return None
+    return icc_profile[16:20].decode("ascii", "replace").strip()
+
+
+def profile_description(icc_profile: bytes | None) -> str:
+    """Return the profile's description tag ('' when there is none or the profile cannot be parsed)."""
+    profile = _load_profile(icc_profile) if icc_profile else None
+    if profile is None:
+        return ""
+    try:
+        return ImageCms.getProfileDescription(profile).strip()
+    except ImageCms.PyCMSError:
+        return ""
+
+
+def is_srgb(icc_profile: bytes | None) -> bool:
+    """Tell whether pixels tagged with this profile can be taken as sRGB without a transform.
+
+    Untagged pixels count as sRGB (the convention of browsers and cameras), and so
+    does any profile whose description starts with "sRGB": the sRGB IEC61966-2.1
+    profiles that cameras and Lightroom embed differ from each other by far less
+    than one 8-bit step.
+    """
+    if not icc_profile or icc_profile == srgb_profile():
+        return True
+    return profile_description(icc_profile).lower().startswith("srgb")
+
+
+def to_srgb8(pixels: np.ndarray, icc_profile: bytes | None) -> np.ndarray:
+    """Convert (H, W, 3) RGB pixels, uint8 or uint16, in the given profile to uint8 sRGB for measuring.
+
+    16-bit pixels are reduced to 8 bits before the transform, which is precise
+    enough for analysis but not for output. A profile that cannot be parsed, or
+    that is not an RGB profile, is ignored with a warning and the pixels are
+    taken as sRGB.
+    """
+    # 1. Reduce to 8 bits.
+    if pixels.dtype == np.uint16:
+        rgb8 = cv2.convertScaleAbs(pixels, alpha=1 / 257)
+    elif pixels.dtype == np.uint8:
+        rgb8 = pixels
+    else:
+        raise TypeError(f"to_srgb8 expects uint8 or uint16 pixels, got {pixels.dtype}")
+
+    # 2. Transform from the embedded profile when it is not sRGB already.
+    if is_srgb(icc_profile):
+        return np.ascontiguousarray(rgb8)
+    transform = _transform(icc_profile, None, "RGB", "RGB")
+    if transform is None:
+        return np.ascontiguousarray(rgb8)
+    converted = ImageCms.applyTransform(Image.fromarray(np.ascontiguousarray(rgb8), "RGB"), transform)
+    return np.asarray(converted)
+
+
+def srgb_color_in_profile(rgb: tuple[int, int, int], icc_profile: bytes | None) -> tuple[float, float, float]:
+    """Return the values (0..1) that an 8-bit sRGB colour has in an RGB profile, e.g. a backdrop colour for an Adobe RGB file.
+
+    Pillow's LittleCMS binding transforms 8-bit images only, so the result is
+    precise to 1/255. Raises ValueError for a profile that is not an RGB profile.
+    """
+    red, green, blue = (int(value) for value in rgb)
+    for value in (red, green, blue):
+        if not 0 <= value <= 255:
+            raise ValueError(f"sRGB colour components must be 0..255, got {rgb!r}")
+    if is_srgb(icc_profile):
+        return (red / 255, green / 255, blue / 255)
+    if profile_color_space(icc_profile) != "RGB":
+        raise ValueError(f"the target profile is not an RGB profile ({profile_color_space(icc_profile)})")
+
+    transform = _transform(None, icc_profile, "RGB", "RGB")
+    if transform is None:
+        return (red / 255, green / 255, blue / 255)
+    swatch = Image.new("RGB", (1, 1), (red, green, blue))
+    converted = ImageCms.applyTransform(swatch, transform).getpixel((0, 0))
+    return tuple(channel / 255 for channel in converted)
+
+
+def convert_to_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:
+    """Convert an 8-bit Pillow image ('RGB', 'CMYK' or 'L') from its profile to sRGB, returning an 'RGB' image.
+
+    Without a usable profile, CMYK and grey are converted with Pillow's plain
+    formulas, which is what every viewer shows for an untagged file.
+    """
+    transform = None
+    if icc_profile and profile_color_space(icc_profile) == _COLOR_SPACE_OF_MODE.get(image.mode):
+        transform = _transform(icc_profile, None, image.mode, "RGB")
+    if transform is None:
+        return image.convert("RGB")
+    return ImageCms.applyTransform(image, transform)
+
+
+def convert_srgb_to_cmyk(image: Image.Image, cmyk_profile: bytes | None, source_profile: bytes | None) -> Image.Image:
+    """Convert an 'RGB' Pillow image in `source_profile` (None: sRGB) to CMYK, through `cmyk_profile` when there is one."""
+    if profile_color_space(source_profile) != "RGB":
+        source_profile = None
+    transform = None
+    if profile_color_space(cmyk_profile) == "CMYK":
+        transform = _transform(source_profile, cmyk_profile, "RGB", "CMYK")
+    if transform is None:
+        return image.convert("CMYK")
+    return ImageCms.applyTransform(image, transform)
+
+
+_COLOR_SPACE_OF_MODE = {"RGB": "RGB", "CMYK": "CMYK", "L": "GRAY"}
+
+
+def _load_profile(icc_profile: bytes) -> ImageCms.ImageCmsProfile | None:
+    try:
+        return ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+    except (ImageCms.PyCMSError, OSError, TypeError, ValueError) as error:
+        log.warning("ignoring an ICC profile that cannot be parsed: %s", error)
+        return None
+
+
+@functools.lru_cache(maxsize=16)
+def _transform(
+    source_profile: bytes | None, target_profile: bytes | None, in_mode: str, out_mode: str
+) -> ImageCms.ImageCmsTransform | None:
+    """Build (and cache) a transform between two profiles; None stands for sRGB. Returns None when a profile is unusable."""
+    source = _load_profile(source_profile) if source_profile else ImageCms.createProfile("sRGB")
+    target = _load_profile(target_profile) if target_profile else ImageCms.createProfile("sRGB")
+    if source is None or target is None:
+        return None
+    try:
+        return ImageCms.buildTransform(source, target, in_mode, out_mode, renderingIntent=_INTENT, flags=_FLAGS)
+    except ImageCms.PyCMSError as error:
+        log.warning("cannot build a colour transform (%s -> %s): %s", in_mode, out_mode, error)
+        return None
