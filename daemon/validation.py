@@ -1,0 +1,173 @@
+"""Up-front checks of a job request, so a bad frame or option is rejected before the job is queued."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import stat
+from pathlib import Path
+
+from pipeline.errors import HeadshotError
+from pipeline.request import MAKEUP_PRESETS, OUTPUT_FORMATS, RETOUCH_PRESETS, JobRequest
+
+from .config import DefaultStyles
+
+HEX_COLOR = re.compile(r"^color:#[0-9a-fA-F]{6}$")
+# Style names from pipeline.request, for a tree where pipeline.styles is not installed.
+FALLBACK_STYLE_NAMES = {
+    "retouch": RETOUCH_PRESETS,
+    "makeup": MAKEUP_PRESETS,
+    "backdrop": ("original", "studio-grey", "white", "black", "blur"),
+}
+# Pixel limit of the fallback probe; pipeline.photo_io.probe applies the configured one.
+FALLBACK_MAX_MEGAPIXELS = 200
+
+
+def apply_defaults(values: dict, defaults: DefaultStyles) -> dict:
+    """Fill the fields a request left empty from the configured default styles."""
+    filled = dict(values)
+    for name in ("retouch", "makeup", "output_format"):
+        if not filled.get(name) and getattr(defaults, name):
+            filled[name] = getattr(defaults, name)
+    for name in ("backdrops", "lights", "crops"):
+        if not filled.get(name) and getattr(defaults, name):
+            filled[name] = list(getattr(defaults, name))
+    return filled
+
+
+def check_options(request: JobRequest) -> None:
+    """Raise `invalid_option` for a preset, style, format or number that the pipeline does not offer."""
+
+    # 1. Presets and style names, from the style registry when it is installed.
+    _check_choice("retouch", request.retouch, _style_names("retouch"))
+    _check_choice("makeup", request.makeup, _style_names("makeup"))
+    for option, names, kind in (("backdrop", request.backdrops, "backdrop"), ("light", request.lights, "light"),
+                                ("crop", request.crops, "crop")):
+        if not names:
+            raise HeadshotError("invalid_option", None, f"no {option} given", option=option, value='""',
+                                allowed=", ".join(_style_names(kind) or ("…",)))
+        for name in names:
+            if kind == "backdrop":
+                _check_backdrop(name)
+            elif _style_names(kind) is not None:
+                _check_choice(option, name, _style_names(kind))
+
+    # 2. Output settings and numbers.
+    _check_choice("output_format", request.output_format, OUTPUT_FORMATS)
+    _check_choice("bit_depth", request.bit_depth, (0, 8, 16))
+    _check_choice("language", request.language, ("", "en", "nl"))
+    if not isinstance(request.top, int) or request.top < 1:
+        raise HeadshotError("invalid_option", None, f"top={request.top!r}", option="top", value=request.top, allowed="1, 2, 3, …")
+    if not isinstance(request.jpeg_quality, int) or not 1 <= request.jpeg_quality <= 100:
+        raise HeadshotError("invalid_option", None, f"jpeg_quality={request.jpeg_quality!r}", option="jpeg_quality",
+                            value=request.jpeg_quality, allowed="1–100")
+
+
+def check_frames(frames: list[str]) -> None:
+    """Raise for a frame that is missing, not a regular file, unreadable or not a usable image."""
+    if not frames:
+        raise HeadshotError("no_frames", None, "the request lists no frames")
+    for frame in frames:
+        check_frame(frame)
+
+
+def check_frame(frame: str) -> None:
+    # 1. The path itself: absolute, present, a regular file. The daemon's working folder means nothing to a client.
+    if not os.path.isabs(frame):
+        raise HeadshotError("path_not_absolute", frame, "frame paths must be absolute")
+    try:
+        mode = os.stat(frame).st_mode
+    except FileNotFoundError:
+        raise HeadshotError("file_not_found", frame, "frame does not exist") from None
+    except OSError as error:
+        raise HeadshotError("file_unreadable", frame, repr(error), reason=error.strerror or str(error)) from None
+    if not stat.S_ISREG(mode):
+        raise HeadshotError("not_a_file", frame, "frame is not a regular file")
+
+    # 2. Its header: a known format, a sane size.
+    probe = _photo_probe()
+    probe(frame)
+
+
+def check_output_dir(output_dir: str) -> None:
+    if not output_dir:
+        return
+    if not os.path.isabs(output_dir):
+        raise HeadshotError("path_not_absolute", output_dir, "output_dir must be absolute")
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise HeadshotError("write_failed", output_dir, "output_dir exists and is not a folder",
+                            reason="not a folder")
+
+
+def _photo_probe():
+    try:
+        module = importlib.import_module("pipeline.photo_io")
+    except ModuleNotFoundError as error:
+        if error.name != "pipeline.photo_io":
+            raise
+        return _fallback_probe
+    return module.probe
+
+
+def _fallback_probe(frame: str) -> None:
+    """Read only the image header with Pillow: empty, unknown and oversized files are rejected."""
+    from PIL import Image, UnidentifiedImageError
+
+    # NOTE: used only where pipeline.photo_io is absent; HEIC and some TIFF variants are then rejected.
+    if os.path.getsize(frame) == 0:
+        raise HeadshotError("file_empty", frame, "0 bytes")
+    try:
+        with Image.open(frame) as image:
+            width, height = image.size
+    except UnidentifiedImageError as error:
+        raise HeadshotError("not_an_image", frame, str(error)) from None
+    except Image.DecompressionBombError as error:
+        raise HeadshotError("image_too_large", frame, str(error), width="?", height="?",
+                            limit=FALLBACK_MAX_MEGAPIXELS) from None
+    except OSError as error:
+        raise HeadshotError("file_unreadable", frame, repr(error), reason=error.strerror or str(error)) from None
+    if width < 1 or height < 1:
+        raise HeadshotError("image_empty", frame, f"{width}x{height}", width=width, height=height)
+    if width * height > FALLBACK_MAX_MEGAPIXELS * 1_000_000:
+        raise HeadshotError("image_too_large", frame, f"{width}x{height}", width=width, height=height,
+                            limit=FALLBACK_MAX_MEGAPIXELS)
+
+
+def _style_names(kind: str) -> tuple[str, ...] | None:
+    """Return the registry's names of a kind, the built-in fallback, or None where neither knows the kind."""
+    try:
+        styles = importlib.import_module("pipeline.styles")
+    except ModuleNotFoundError as error:
+        if error.name != "pipeline.styles":
+            raise
+        return FALLBACK_STYLE_NAMES.get(kind)
+    return tuple(styles.style_names(kind))
+
+
+def _check_choice(option: str, value, allowed) -> None:
+    allowed = tuple(allowed or ())
+    if value not in allowed:
+        shown = value if value != "" else '""'
+        raise HeadshotError("invalid_option", None, f"{option}={value!r}", option=option, value=shown,
+                            allowed=", ".join(str(name) for name in allowed))
+
+
+def _check_backdrop(name: str) -> None:
+    """Accept a listed backdrop, a `color:#RRGGBB`, or an `image:PATH` whose file exists."""
+    names = [listed for listed in (_style_names("backdrop") or ()) if listed not in ("color:#RRGGBB", "image:PATH")]
+    if name in names or HEX_COLOR.match(name):
+        return
+    if name.startswith("image:"):
+        check_frame(name[len("image:"):])
+        return
+    raise HeadshotError("invalid_option", None, f"backdrop={name!r}", option="backdrop", value=name,
+                        allowed=", ".join([*names, "color:#RRGGBB", "image:PATH"]))
+
+
+def normalized_request(values: dict, defaults: DefaultStyles) -> JobRequest:
+    """Return the request with defaults applied, its options checked; the frames are checked separately."""
+    request = JobRequest.from_dict({"frames": [], **apply_defaults(values, defaults)})
+    request.frames = [str(Path(frame)) for frame in request.frames]
+    check_options(request)
+    return request
