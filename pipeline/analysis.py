@@ -172,16 +172,14 @@ def analyze_image(
 
 def analyze_file(path: str | Path, max_side: int = PREVIEW_MAX_SIDE) -> FrameAnalysis:
     """Analyse one photo file; a file that cannot be read gives an analysis carrying the error, with score 0."""
-    from .photo_io import read_preview
-
     path_text = str(path)
     try:
         preview = read_preview(path, max_side=max_side)
     except HeadshotError as error:
-        log.warning("analysis: %s: not analysed: %s", path_text, error)
+        log.info("analysis: %s: not analysed: %s", path_text, error)
         return error_analysis(path_text, error)
     except (OSError, ValueError, SyntaxError) as error:  # decoders raise these for damaged data
-        log.warning("analysis: %s: not analysed: %s", path_text, error)
+        log.info("analysis: %s: not analysed: %s", path_text, error)
         return error_analysis(path_text, HeadshotError("unreadable", path_text, str(error), reason=type(error).__name__))
 
     info = preview.info
@@ -197,6 +195,17 @@ def analyze_file(path: str | Path, max_side: int = PREVIEW_MAX_SIDE) -> FrameAna
     )
     analysis.metrics["format"] = info.format
     return analysis
+
+
+def read_preview(path: str | Path, max_side: int):
+    """Read a preview through `pipeline.photo_io`, or through Pillow where that module is not installed."""
+    try:
+        from .photo_io import read_preview as read_with_photo_io
+    except ModuleNotFoundError as error:
+        if error.name != "pipeline.photo_io":
+            raise
+        return _read_preview_with_pillow(Path(path), max_side)
+    return read_with_photo_io(path, max_side=max_side)
 
 
 def analyze_files(paths: Iterable[str | Path], max_side: int = PREVIEW_MAX_SIDE) -> list[FrameAnalysis]:
@@ -350,6 +359,49 @@ class _OriginalCropReader:
         except (OSError, ValueError) as error:
             log.info("analysis: %s: no full-resolution crop for blockiness: %s", self.path, error)
             return None
+
+
+@dataclass
+class _PillowPhotoInfo:
+    path: str
+    format: str
+    width: int
+    height: int
+    orientation: int
+
+
+@dataclass
+class _PillowPreview:
+    rgb: np.ndarray
+    scale: float
+    info: _PillowPhotoInfo
+
+
+def _read_preview_with_pillow(path: Path, max_side: int) -> _PillowPreview:
+    # NOTE: a stand-in for pipeline.photo_io.read_preview (8-bit sRGB, EXIF orientation applied, no colour
+    # management); it is used only while that module is missing.
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if not path.exists():
+        raise HeadshotError("file_not_found", path)
+    if path.stat().st_size == 0:
+        raise HeadshotError("file_empty", path)
+    try:
+        with Image.open(path) as image:
+            orientation = int(image.getexif().get(0x0112, 1) or 1)
+            file_format = image.format or ""
+            stored_width, stored_height = image.size
+            image.draft("RGB", (max_side, max_side))
+            upright = ImageOps.exif_transpose(image).convert("RGB")
+    except UnidentifiedImageError as error:
+        raise HeadshotError("not_an_image", path, str(error)) from error
+    width, height = (stored_height, stored_width) if orientation in (5, 6, 7, 8) else (stored_width, stored_height)
+    scale = min(1.0, max_side / max(width, height))
+    target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if upright.size != target:
+        upright = upright.resize(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    info = _PillowPhotoInfo(str(path), file_format, width, height, orientation)
+    return _PillowPreview(np.asarray(upright), target[0] / width, info)
 
 
 def _record_in_original_pixels(face: Face, scale: float, detail: float | None) -> FaceRecord:

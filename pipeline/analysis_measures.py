@@ -225,24 +225,24 @@ def noise_level(gray: np.ndarray, region: np.ndarray | None = None) -> float:
 
 
 def blockiness(gray: np.ndarray) -> float:
-    """Return how much stronger the steps across one 8-pixel grid phase are than across the others (1 = none).
+    """Return how much more often the pixel steps peak on one 8-pixel grid phase than on the others (1 = no grid).
 
-    JPEG codes 8×8 blocks independently, so heavy compression leaves steps on a fixed 8-pixel grid of the file's
-    own pixels. The strongest phase is taken in each direction, so a crop or a rotation by EXIF does not matter,
-    but resampling does: measure on pixels at the file's own scale.
+    JPEG codes 8×8 blocks independently, so compression leaves a step at every block edge that is larger than
+    the steps beside it; in natural detail such local peaks are spread evenly over all phases. Counting peaks
+    rather than summing steps keeps strong edges from drowning the grid. The strongest phase is taken in each
+    direction, so a crop or an EXIF rotation does not matter, but resampling does: measure at the file's own scale.
     """
     gray = gray.astype(np.float32)
     ratios = []
     for steps in (np.abs(np.diff(gray, axis=1)), np.abs(np.diff(gray, axis=0)).T):
-        if steps.shape[1] < 32:
+        if steps.shape[1] < 34:
             continue
-        # Steps larger than strong edges would dominate the mean; cap them.
-        steps = np.minimum(steps, 24.0)
-        per_column = steps.mean(axis=0)
+        peaks = (steps[:, 1:-1] > steps[:, :-2] + 0.5) & (steps[:, 1:-1] > steps[:, 2:] + 0.5)
+        per_column = peaks.mean(axis=0)
         phases = np.array([per_column[phase::8].mean() for phase in range(8)])
         strongest = int(np.argmax(phases))
         others = np.delete(phases, strongest)
-        ratios.append(float(phases[strongest] / max(np.mean(others), 1e-3)))
+        ratios.append(float(phases[strongest] / max(np.mean(others), 1e-4)))
     return float(np.mean(ratios)) if ratios else 1.0
 
 

@@ -45,9 +45,9 @@ ONE_EYE_CLOSED = 0.08
 MOUTH_OPEN = 0.30
 SMILE_CORNERS = 0.06
 
-# JPEG grid steps (see analysis_measures.blockiness): 1.0–1.45 for camera files and good exports; quality 10
-# measures 2.5 and more.
-BLOCKINESS_LIMIT = 1.8
+# JPEG grid peaks (see analysis_measures.blockiness): 1.0–2.0 for camera files and exports at quality 85 and up,
+# 4 and more at quality 10–30, where blocks show in skin and backdrop.
+BLOCKINESS_LIMIT = 3.5
 
 # Noise sigma in 8-bit levels on the skin at preview scale; the measure reads about 0.7 of a Gaussian's sigma.
 NOISE_LIMIT = 4.5
@@ -271,7 +271,7 @@ def judge_frame(metrics: dict, subject_choice: str | None, subject_position: int
     # 7. File quality: compression, noise, colour.
     blocks = metrics.get("blockiness")
     if blocks is not None and blocks > BLOCKINESS_LIMIT:
-        add("compression_artifacts", "compression_artifacts", 20 + 10 * _severity(blocks, BLOCKINESS_LIMIT, 4.0), blocks, blockiness=round(blocks, 1))
+        add("compression_artifacts", "compression_artifacts", 20 + 10 * _severity(blocks, BLOCKINESS_LIMIT, 10.0), blocks, blockiness=round(blocks, 1))
     noise = metrics.get("noise")
     if noise is not None and noise > NOISE_LIMIT:
         add("noisy", "noisy", 10 + 10 * _severity(noise, NOISE_LIMIT, 12.0), noise, "warning", noise=round(noise))
