@@ -1,0 +1,102 @@
+"""The `headshot hotfolder` subcommand: the bridge on its own, outside the daemon."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from pipeline.errors import HeadshotError
+from pipeline.i18n import _
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "hotfolder",
+        help=_("Watch a Lightroom export folder and turn every photo dropped into it into headshots."),
+        description=_(
+            "Watch the inbox: a photo dropped into it is one job, a folder dropped into it is one session of one person. "
+            "Results go to the output folder; the photo then moves to done/ (or failed/, with the reason)."
+        ),
+    )
+    parser.add_argument("--in", dest="inbox", metavar="DIR", help=_("the inbox to watch (default: the configured hot folders, or Pictures/Headshot Studio/Inbox)"))
+    parser.add_argument("--out", dest="output", metavar="DIR", help=_("the folder for the results (default: Pictures/Headshot Studio/Output)"))
+    parser.add_argument("--polling", action="store_true", help=_("check the inbox every few seconds instead of using file-system events (for network shares)"))
+    parser.add_argument("--settle", type=float, default=2.0, metavar="SECONDS", help=_("how long a file must stay unchanged before it is taken, in seconds (default: 2)"))
+    parser.add_argument("--rescan", type=float, default=30.0, metavar="SECONDS", help=_("how often the whole inbox is scanned again, in seconds (default: 30)"))
+    parser.add_argument("--in-process", action="store_true", help=_("process in this program instead of sending the jobs to the Headshot Studio daemon"))
+    parser.add_argument(
+        "--write-preset",
+        nargs="?",
+        const="",
+        metavar="DIR",
+        help=_("write the Lightroom Classic export preset for the inbox into DIR (default: Lightroom's user presets folder) and exit"),
+    )
+    parser.add_argument("--config", metavar="FILE", help=_("the daemon's config file (default: config.toml in the user's config folder)"))
+    parser.set_defaults(handler=run_hotfolder)
+
+
+def write_preset(inbox: Path, folder: str) -> int:
+    """Write the export preset for `inbox` into `folder` (empty: Lightroom's user presets folder)."""
+    from .filing import write_atomically
+    from .preset import PRESET_FILE_NAME, lightroom_user_presets_dir, render_export_preset
+
+    target_dir = Path(folder).expanduser() if folder else lightroom_user_presets_dir()
+    if target_dir is None:
+        print(_("Lightroom Classic runs on macOS and Windows only; give a folder: --write-preset DIR"), file=sys.stderr)
+        return 2
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = write_atomically(target_dir / PRESET_FILE_NAME, render_export_preset(inbox).encode("utf-8"))
+    print(_("Wrote the export preset {preset}; restart Lightroom Classic to see it under User Presets.").format(preset=target))
+    return 0
+
+
+def run_hotfolder(arguments: argparse.Namespace) -> int:
+    """Run the bridge until Ctrl+C or SIGTERM; return the exit status."""
+    from daemon.config import load_config
+
+    from .bridge import HotFolderBridge, WatchedFolder, default_inbox, default_output, folders_from_config
+    from .processors import InProcessProcessor
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop_requested = threading.Event()
+
+    # 1. Folders and processor.
+    try:
+        config = load_config(Path(arguments.config) if arguments.config else None)
+        if arguments.inbox or arguments.output:
+            folders = [WatchedFolder(arguments.inbox or default_inbox(), arguments.output or default_output(), polling=arguments.polling)]
+        else:
+            folders = folders_from_config(config)
+            for folder in folders:
+                folder.polling = folder.polling or arguments.polling
+        if arguments.write_preset is not None:
+            return write_preset(folders[0].inbox, arguments.write_preset)
+        if arguments.in_process:
+            processor = InProcessProcessor(should_stop=stop_requested.is_set)
+        else:
+            from .processors import DaemonProcessor
+
+            processor = DaemonProcessor.from_config(config)
+        bridge = HotFolderBridge(folders, processor, settle_s=arguments.settle, rescan_s=arguments.rescan, log_path=config.folders.log_file)
+
+        # 2. Watch until stopped.
+        bridge.start()
+    except HeadshotError as error:
+        print(error.user_message(), file=sys.stderr)
+        return 1
+    for folder in folders:
+        print(_("Watching {inbox}; results go to {output}.").format(inbox=folder.inbox, output=folder.output))
+    print(_("Press Ctrl+C to stop."))
+    signal.signal(signal.SIGTERM, lambda number, frame: stop_requested.set())
+    try:
+        while not stop_requested.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        stop_requested.set()
+    print(_("Stopping after the photo being processed…"))
+    bridge.stop()
+    return 0

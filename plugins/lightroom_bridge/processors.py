@@ -1,0 +1,125 @@
+"""What turns the frames of one inbox entry into published headshots: the `Processor` protocol and its back ends.
+
+`DaemonProcessor` sends the job to the running daemon over gRPC, like any
+other client; `InProcessProcessor` runs the pipeline in this process.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Protocol
+
+from pipeline.errors import HeadshotError
+
+log = logging.getLogger(__name__)
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+PREVIEW_SIDE = 256  # pixels; large enough to decode every row of the file, small enough to be quick
+
+
+class Processor(Protocol):
+    def process(self, frames: list[Path], out_dir: Path, request_options: dict) -> None:
+        """Write the session's variants, `report.json` and `contact-sheet.jpg` into `out_dir`, each atomically.
+
+        Raises HeadshotError when the frames cannot be used (the entry then
+        goes to failed/), and ProcessorUnavailable when the back end cannot be
+        reached (the entry stays in the inbox and is tried again).
+        """
+
+
+class ProcessorUnavailable(Exception):
+    """The back end cannot be reached now; the bridge tries again later without counting an attempt."""
+
+
+class ReportedError(HeadshotError):
+    """A failure reported by another process (the daemon), whose message arrives already translated.
+
+    Its code may belong to an area this process never imported, so it is not
+    looked up in `pipeline.errors.MESSAGES`.
+    """
+
+    def __init__(self, code: str, path: str | None, detail: str, message: str):
+        Exception.__init__(self, f"{code}: {path or '-'}: {detail or message}")
+        self.code = code
+        self.path = str(path) if path is not None else None
+        self.detail = detail
+        self.params = {}
+        self.message = message
+
+    def user_message(self, language: str | None = None) -> str:
+        return self.message
+
+
+def check_decodable(path: Path) -> None:
+    """Raise HeadshotError unless `path` is a complete image that decodes.
+
+    Decodes a small preview with `pipeline.photo_io.read_preview`, which checks
+    the file's structure and decodes every pixel row, so a file cut short fails
+    here. Without that module it decodes the whole file with Pillow (tifffile
+    for TIFF).
+    """
+    try:
+        from pipeline.photo_io import read_preview
+    except ImportError:
+        _decode_with_pillow(Path(path))
+        return
+    read_preview(Path(path), max_side=PREVIEW_SIDE)
+
+
+def _decode_with_pillow(path: Path) -> None:
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    # 1. Names and sizes that need no decoding.
+    if not path.is_file():
+        raise HeadshotError("not_a_file", path, "not a regular file")
+    if path.stat().st_size == 0:
+        raise HeadshotError("file_empty", path, "0 bytes")
+
+    # 2. TIFF: every page's pixels through tifffile.
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        import tifffile
+
+        try:
+            tifffile.imread(path)
+            return
+        except (tifffile.TiffFileError, ValueError, OSError, EOFError) as error:
+            raise _classify(path, error) from error
+
+    # 3. Everything else: Pillow decodes all pixels, so a file cut short fails here.
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+    except UnidentifiedImageError as error:
+        raise HeadshotError("not_an_image", path, str(error)) from error
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning) as error:
+        raise _classify(path, error) from error
+
+
+def _classify(path: Path, error: Exception) -> HeadshotError:
+    text = str(error).lower()
+    if any(word in text for word in ("truncat", "ends early", "premature", "eof", "not enough", "failed to read", "incomplete")):
+        return HeadshotError("file_truncated", path, str(error))
+    return HeadshotError("not_an_image", path, str(error))
+
+
+class InProcessProcessor:
+    """Runs `pipeline.process.run_job` in this process; what `headshot hotfolder --in-process` uses."""
+
+    def __init__(self, should_stop: Callable[[], bool] | None = None):
+        self._should_stop = should_stop
+
+    def process(self, frames: list[Path], out_dir: Path, request_options: dict) -> None:
+        from pipeline.jobs import JobCanceled
+        from pipeline.process import run_job
+        from pipeline.request import JobRequest
+
+        request = JobRequest.from_dict({**request_options, "frames": [str(frame) for frame in frames]})
+        try:
+            run_job(request, out_dir, should_stop=self._should_stop)
+        except JobCanceled as error:
+            raise ProcessorUnavailable("stopped while processing") from error
