@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import io
 import math
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,8 +109,36 @@ def write_contact_sheet(path: Path, thumbnails: list[Thumbnail], title: str) -> 
     return write_atomically(Path(path), buffer.getvalue())
 
 
+# Stand-ins for characters Pillow's built-in font draws as an empty box.
+_PLAIN_CHARACTERS = {"×": "x", "–": "-", "—": "-", "‘": "'", "’": "'", "“": '"', "”": '"'}
+
+
+def _drawable(text: str, font) -> str:
+    """Replace the characters the font has no glyph for: accents are dropped (é to e), a few signs get a stand-in."""
+    missing = _missing_glyph(font)
+    characters = []
+    for character in text:
+        if character.isascii() or bytes(font.getmask(character)) != missing:
+            characters.append(character)
+            continue
+        plain = _PLAIN_CHARACTERS.get(character) or unicodedata.normalize("NFKD", character).encode("ascii", "ignore").decode()
+        characters.append(plain or "?")
+    return "".join(characters)
+
+
+@functools.lru_cache(maxsize=4)
+def _missing_glyph_for_size(font_size: int) -> bytes:
+    font = ImageFont.load_default(size=font_size)
+    return bytes(font.getmask("\uffff"))
+
+
+def _missing_glyph(font) -> bytes:
+    return _missing_glyph_for_size(int(getattr(font, "size", LABEL_FONT_SIZE)))
+
+
 def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
-    """Shorten text with an ellipsis in the middle until it fits `width` pixels, keeping both ends readable."""
+    """Make text drawable, then shorten it with an ellipsis in the middle until it fits `width` pixels."""
+    text = _drawable(text, font)
     if draw.textlength(text, font=font) <= width:
         return text
     keep = len(text)

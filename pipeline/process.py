@@ -44,7 +44,8 @@ AS_SHOT = "original"  # the backdrop, light or crop name that keeps the frame as
 REGION_MARGIN = 0.02  # of the region's longer side
 REGION_MARGIN_MIN_PX = 8
 ENCODE_WORKERS = max(1, min(4, os.cpu_count() or 1))
-EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif"}
+EIGHT_BIT_FORMATS = ("jpeg", "webp", "heic")
+_SUFFIX_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff", ".webp": "webp", ".heic": "heic", ".heif": "heic"}
 HEX_COLOR = re.compile(r"^color:#[0-9a-fA-F]{6}$")
 
 # Shares of the job's progress fraction.
@@ -55,7 +56,7 @@ register_messages(
     {
         "frame_without_face": N_("{file} shows no face, so no headshot can be made from it. Choose a frame in which the face is visible."),
         "bit_depth_unsupported": N_(
-            "{file} would be written as JPEG, which holds 8 bits per channel, so a bit depth of 16 is not possible. "
+            "{format} files hold 8 bits per channel, so a bit depth of 16 is not possible. "
             "Choose PNG or TIFF as the format, or leave the bit depth as it is."
         ),
     }
@@ -123,8 +124,8 @@ def validate_request(request: JobRequest) -> None:
             "invalid_option", None, f"jpeg_quality={request.jpeg_quality!r}", option="--jpeg-quality", value=request.jpeg_quality, allowed="1–100"
         )
     _check_choice("--language", request.language, ("", "en", "nl"))
-    if request.output_format == "jpeg" and request.bit_depth == 16:
-        raise HeadshotError("bit_depth_unsupported", "jpeg", "format=jpeg with bit_depth=16")
+    if request.output_format in EIGHT_BIT_FORMATS and request.bit_depth == 16:
+        raise HeadshotError("bit_depth_unsupported", None, f"bit_depth=16 with {request.output_format} output", format=request.output_format.upper())
 
     # 3. The frames themselves: present and regular files.
     if not request.frames:
@@ -135,6 +136,9 @@ def validate_request(request: JobRequest) -> None:
             raise HeadshotError("file_not_found", frame, "frame does not exist")
         if not path.is_file():
             raise HeadshotError("not_a_file", frame, "frame is not a regular file")
+        own_format = _SUFFIX_FORMATS.get(path.suffix.lower())
+        if request.output_format == "same" and request.bit_depth == 16 and own_format in EIGHT_BIT_FORMATS:
+            raise HeadshotError("bit_depth_unsupported", frame, f"bit_depth=16 with {own_format} output", format=own_format.upper())
 
 
 def run_job(
@@ -193,7 +197,7 @@ class _Job:
 
         # 2. Render each chosen frame's variants; files are encoded in the background.
         self.total_to_render = max(1, len(chosen) * len(self.variants))
-        frame_reports = {str(analysis.path): self._frame_report(analysis) for analysis in analyses}
+        frame_reports = {str(ranked.analysis.path): self._frame_report(ranked) for ranked in self.selection.frames}
         with ThreadPoolExecutor(max_workers=ENCODE_WORKERS, thread_name_prefix=f"encode-{self.job_id}") as pool:
             try:
                 for rank, analysis in chosen:
@@ -235,27 +239,28 @@ class _Job:
         return analyses
 
     def _select(self, analyses: list) -> list[tuple[int, object]]:
-        """Return (rank, analysis) for the frames to render, best first; raise when none is usable."""
+        """Return (rank, analysis) for the frames to render, best first; raise when no frame is usable."""
         from .selection import select_frames
 
         self._check_stop()
         self._stage_started(Stage.selecting, None)
         started = time.perf_counter()
-        usable = [analysis for analysis in analyses if _analysis_error(analysis) is None]
-        if not usable:
-            raise _as_headshot_error(analyses[0])
-        selection = select_frames(usable, top=self.request.top)
-        chosen = [(rank, analysis) for rank, analysis in _ranked(selection, usable)][: self.request.top]
+        self.selection = select_frames(analyses, top=self.request.top)
+        chosen = [(ranked.rank, ranked.analysis) for ranked in self.selection.frames if ranked.selected]
+        if not chosen:
+            readable = [analysis for analysis in analyses if analysis.error is None]
+            if not readable:
+                raise analyses[0].error
+            raise HeadshotError("frame_without_face", readable[0].path, "no frame of the session shows a face")
         self._log_stage(None, Stage.selecting, started, ", ".join(f"{rank}: {Path(a.path).name}" for rank, a in chosen))
-        self.selection = selection
         return chosen
 
-    def _frame_report(self, analysis) -> dict:
-        described = analysis.to_dict(self.language)
-        entry = {"file": str(analysis.path), "analysis": described, "selected": False, "rank": None, "variants": []}
-        entry.update(_selection_entry(self.selection, analysis))
-        if _analysis_error(analysis) is None:
-            entry["sha256"] = self._source_hash(str(analysis.path))
+    def _frame_report(self, ranked) -> dict:
+        """Describe one frame: its score, reasons, faces, rank and why, and the source's SHA-256."""
+        entry = ranked.to_dict(self.language)
+        entry["variants"] = []
+        if ranked.analysis.error is None:
+            entry["sha256"] = self._source_hash(str(ranked.analysis.path))
         return entry
 
     def _source_hash(self, frame: str) -> str:
@@ -311,7 +316,7 @@ class _Job:
         for preset, base in bases.items():
             self._render_variants_of(pool, context, preset, base)
         del bases, image, matte
-        return {"selected": True, "rank": rank, "region": {"box": list(region.box), "scale": region.scale_x}}
+        return {"region": {"box": list(region.box), "scale": round(region.scale_x, 4)}}
 
     def _matte(self, frame: str, image: torch.Tensor, faces: list[Face]) -> torch.Tensor:
         from .matte import person_matte
@@ -417,7 +422,7 @@ class _Job:
             recipe=recipe,
             width=int(pixels.shape[1]),
             height=int(pixels.shape[0]),
-            score=float(_analysis_score(context.analysis)),
+            score=float(context.analysis.score),
         )
         thumbnail = Thumbnail(
             pixels=make_thumbnail(pixels, context.photo.icc_profile),
@@ -798,54 +803,31 @@ def _write_variant(write_photo, path, pixels, alpha, info, output_format, bit_de
 
 
 def _output_format(info, requested: str) -> str:
-    """Return the format to write: the requested one, or the frame's own when it is JPEG, PNG or TIFF."""
-    if requested != "same":
-        return requested
-    own = str(info.format).lower()
-    own = {"jpg": "jpeg", "tif": "tiff"}.get(own, own)
-    if own in EXTENSIONS:
-        return own
-    # NOTE: WebP and HEIC frames are written as 16-bit TIFF or JPEG; the report names the format used.
-    return "tiff" if int(info.bit_depth or 8) > 8 else "jpeg"
+    """Return the format to write: the requested one, or the frame's own (JPEG, PNG, TIFF, WebP or HEIC)."""
+    return info.format if requested == "same" else requested
 
 
 def _output_bit_depth(info, requested: int, output_format: str, frame: str) -> int:
-    depth = requested or int(info.bit_depth or 8)
-    depth = 16 if depth > 8 else 8
-    if output_format == "jpeg":
+    """Return 8 or 16: the requested depth, else the frame's own, where the format can hold it."""
+    if output_format in EIGHT_BIT_FORMATS:
         if requested == 16:
-            raise HeadshotError("bit_depth_unsupported", frame, "format same is JPEG and bit_depth=16")
-        depth = 8
-    return depth
+            raise HeadshotError("bit_depth_unsupported", frame, f"bit_depth=16 with {output_format} output", format=output_format.upper())
+        return 8
+    depth = requested or int(info.bit_depth or 8)
+    return 16 if depth > 8 else 8
 
 
 def _extension(frame: str, output_format: str) -> str:
-    suffix = Path(frame).suffix.lower()
-    same_family = {"jpeg": (".jpg", ".jpeg"), "png": (".png",), "tiff": (".tif", ".tiff")}[output_format]
-    return suffix if suffix in same_family else EXTENSIONS[output_format]
+    """Return the frame's own suffix when the format is unchanged (".jpeg" stays), else the format's usual one."""
+    from .photo_io import output_suffix
+
+    usual = output_suffix(output_format)
+    suffix = Path(frame).suffix
+    same_format = _SUFFIX_FORMATS.get(suffix.lower()) == output_format
+    return suffix.lower() if same_format else usual
 
 
-# -- reading the analysis and selection results ------------------------------------------
-
-
-def _analysis_error(analysis):
-    return getattr(analysis, "error", None)
-
-
-def _as_headshot_error(analysis) -> HeadshotError:
-    error = _analysis_error(analysis)
-    if isinstance(error, HeadshotError):
-        return error
-    if isinstance(error, dict) and error.get("code"):
-        try:
-            return HeadshotError(error["code"], analysis.path, error.get("detail", ""), **error.get("params", {}))
-        except (ValueError, KeyError):
-            pass
-    return HeadshotError("file_unreadable", analysis.path, str(error), reason=str(error))
-
-
-def _analysis_score(analysis) -> float:
-    return float(getattr(analysis, "score", 0.0) or 0.0)
+# -- faces from the analysis ------------------------------------------------------------
 
 
 def _analysis_faces(analysis) -> list[Face]:
@@ -880,26 +862,3 @@ def _face_from_record(record) -> Face:
         relative = np.array([[0.32, 0.38], [0.68, 0.38], [0.5, 0.6], [0.5, 0.78], [0.05, 0.45], [0.95, 0.45]], dtype=np.float32)
         keypoints = np.array([x, y], dtype=np.float32) + relative * np.array([width, height], dtype=np.float32)
     return Face(box=(x, y, width, height), score=float(record.score), keypoints=keypoints.astype(np.float32), landmarks=landmarks)
-
-
-def _ranked(selection, usable: list) -> list[tuple[int, object]]:
-    """Return (rank, analysis) pairs from a selection, best first."""
-    by_path = {str(analysis.path): analysis for analysis in usable}
-    ranked = []
-    for entry in getattr(selection, "frames", selection):
-        analysis = getattr(entry, "analysis", None) or by_path.get(str(getattr(entry, "path", "")))
-        if analysis is not None and getattr(entry, "selected", True):
-            ranked.append((int(getattr(entry, "rank", len(ranked) + 1)), analysis))
-    ranked.sort(key=lambda pair: pair[0])
-    return ranked
-
-
-def _selection_entry(selection, analysis) -> dict:
-    if selection is None:
-        return {}
-    for entry in getattr(selection, "frames", selection):
-        entry_path = getattr(entry, "path", None) or getattr(getattr(entry, "analysis", None), "path", None)
-        if str(entry_path) == str(analysis.path):
-            described = entry.to_dict() if hasattr(entry, "to_dict") else {}
-            return {"rank": getattr(entry, "rank", None), "selection": described}
-    return {}

@@ -1,0 +1,320 @@
+"""Tests of `headshot process` and `headshot styles`: real frames through the whole pipeline into real files."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.errors import HeadshotError
+from pipeline.request import JobRequest
+
+PARTS = ("pipeline.photo_io", "pipeline.analysis", "pipeline.selection", "pipeline.matte", "pipeline.backdrops", "pipeline.crops", "pipeline.relight")
+
+
+def require_parts() -> None:
+    """Skip unless every pipeline part a job runs through is importable."""
+    for module_name in PARTS:
+        pytest.importorskip(module_name, reason=f"{module_name} is not in the tree yet")
+    retouch = pytest.importorskip("pipeline.retouch", reason="pipeline.retouch is not in the tree yet")
+    if not hasattr(retouch, "retouch"):
+        pytest.skip("pipeline.retouch has no retouch() yet")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def face_mask(rgb: np.ndarray, growth: float = 1.6) -> np.ndarray:
+    """Return a mask of the face found independently of the job, its box grown by `growth` around the centre."""
+    from pipeline.faces import shared_finder
+
+    faces = shared_finder().find(rgb, with_mesh=False)
+    assert faces, "the face finder found no face in the test frame"
+    x, y, width, height = faces[0].box
+    center_x, center_y = x + width / 2, y + height / 2
+    half_width, half_height = growth * width / 2, growth * height / 2
+    mask = np.zeros(rgb.shape[:2], dtype=bool)
+    mask[max(0, int(center_y - half_height)) : int(center_y + half_height), max(0, int(center_x - half_width)) : int(center_x + half_width)] = True
+    return mask
+
+
+@pytest.fixture(scope="module")
+def astronaut_png(tmp_path_factory, astronaut_rgb) -> Path:
+    path = tmp_path_factory.mktemp("frames") / "astronaut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2BGR))
+    return path
+
+
+@pytest.fixture(scope="module")
+def astronaut_job(tmp_path_factory, astronaut_png):
+    """One job on the astronaut: as-shot, white and brand-colour backdrops; full frame, square and passport crops."""
+    require_parts()
+    from pipeline.process import run_job
+
+    output_dir = tmp_path_factory.mktemp("astronaut-out")
+    input_hash = sha256(astronaut_png)
+    events = []
+    request = JobRequest(
+        frames=[str(astronaut_png)],
+        backdrops=["original", "white", "color:#1a2b3c"],
+        lights=["original"],
+        crops=["original", "square", "passport"],
+    )
+    result = run_job(request, output_dir, on_event=events.append)
+    return {"result": result, "events": events, "output_dir": output_dir, "input": astronaut_png, "input_hash": input_hash}
+
+
+EXPECTED_ASTRONAUT_FILES = {
+    "astronaut_original_original_original.png",
+    "astronaut_original_original_square.png",
+    "astronaut_white_original_original.png",
+    "astronaut_white_original_square.png",
+    "astronaut_white_original_passport.png",
+    "astronaut_color-1a2b3c_original_original.png",
+    "astronaut_color-1a2b3c_original_square.png",
+}
+
+
+def test_process_writes_expected_files(astronaut_job):
+    names = {path.name for path in astronaut_job["output_dir"].iterdir()}
+    assert names == EXPECTED_ASTRONAUT_FILES | {"report.json", "contact-sheet.jpg"}
+    assert {variant.path.name for variant in astronaut_job["result"].variants} == EXPECTED_ASTRONAUT_FILES
+
+
+def test_process_leaves_no_partial_files(astronaut_job):
+    leftovers = [path.name for path in astronaut_job["output_dir"].iterdir() if path.name.startswith(".") or path.suffix == ".part"]
+    assert leftovers == []
+
+
+def test_process_leaves_input_unchanged(astronaut_job):
+    assert sha256(astronaut_job["input"]) == astronaut_job["input_hash"]
+
+
+def test_report_names_every_variant_and_recipe(astronaut_job):
+    report = json.loads((astronaut_job["output_dir"] / "report.json").read_text(encoding="utf-8"))
+    assert report["engine"]["name"] == "headshot-studio"
+    assert report["engine"]["version"]
+    assert report["contact_sheet"] == "contact-sheet.jpg"
+    assert {variant["file"] for variant in report["variants"]} == EXPECTED_ASTRONAUT_FILES
+
+    for variant in report["variants"]:
+        recipe = variant["recipe"]
+        assert (astronaut_job["output_dir"] / variant["file"]).is_file()
+        assert recipe["source"]["sha256"] == astronaut_job["input_hash"]
+        assert recipe["output"]["format"] == "png"
+        assert recipe["output"]["bit_depth"] == 8
+        assert recipe["retouch"]["preset"] in ("natural", "off")
+        assert isinstance(recipe["retouch"]["settings"], dict) and recipe["retouch"]["settings"]
+        assert recipe["crop"]["output_width"] == variant["width"]
+        assert recipe["crop"]["output_height"] == variant["height"]
+        assert isinstance(recipe["crop"]["reaches_past_edge"], bool)
+        with Image.open(astronaut_job["output_dir"] / variant["file"]) as image:
+            assert image.size == (variant["width"], variant["height"])
+
+    frame = report["frames"][0]
+    assert frame["selected"] is True
+    assert frame["rank"] == 1
+    assert frame["score"] == pytest.approx(astronaut_job["result"].variants[0].score)
+    assert isinstance(frame["reasons"], list)
+    assert frame["sha256"] == astronaut_job["input_hash"]
+    assert sorted(frame["variants"]) == sorted(EXPECTED_ASTRONAUT_FILES)
+
+
+def test_passport_is_white_unretouched_827x1063(astronaut_job):
+    report = json.loads((astronaut_job["output_dir"] / "report.json").read_text(encoding="utf-8"))
+    passport = next(variant for variant in report["variants"] if variant["recipe"]["crop"]["name"] == "passport")
+    assert (passport["width"], passport["height"]) == (827, 1063)
+    assert passport["recipe"]["backdrop"] == "white"
+    assert passport["recipe"]["retouch"]["preset"] == "off"
+    assert set(passport["recipe"]["overrides"]["parts"]) == {"backdrop", "retouch"}
+
+    rgb = read_rgb(astronaut_job["output_dir"] / passport["file"])
+    assert rgb.shape[:2] == (1063, 827)
+    top_corners = np.concatenate([rgb[:40, :40].reshape(-1, 3), rgb[:40, -40:].reshape(-1, 3)])
+    assert top_corners.mean() > 240
+
+
+def test_retouch_only_variant_is_pixel_aligned(astronaut_job, astronaut_rgb):
+    path = astronaut_job["output_dir"] / "astronaut_original_original_original.png"
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.size == (astronaut_rgb.shape[1], astronaut_rgb.shape[0])
+    output = read_rgb(path).astype(np.float32)
+    difference = np.abs(output - astronaut_rgb.astype(np.float32)).mean(axis=2)
+    face = face_mask(astronaut_rgb)
+    assert difference[~face].mean() < 1.0
+    assert difference[face].max() > 0, "natural retouching left the face untouched"
+
+
+def test_contact_sheet_decodes(astronaut_job):
+    path = astronaut_job["result"].contact_sheet_path
+    assert path == astronaut_job["output_dir"] / "contact-sheet.jpg"
+    with Image.open(path) as sheet:
+        assert sheet.format == "JPEG"
+        sheet.load()
+        width, height = sheet.size
+    # Seven thumbnails of at most 360 pixels: four columns, two rows.
+    assert width >= 4 * 360
+    assert height >= 2 * 360
+
+
+def test_job_events_cover_stages_and_variants(astronaut_job):
+    from pipeline.jobs import EventKind, Stage
+
+    events = astronaut_job["events"]
+    started = {event.stage for event in events if event.kind == EventKind.stage_started}
+    assert {Stage.analysing, Stage.selecting, Stage.reading, Stage.matting, Stage.retouching, Stage.compositing, Stage.writing} <= started
+    scored = [event for event in events if event.kind == EventKind.frame_scored]
+    assert len(scored) == 1
+    assert all("code" in reason and reason["message"] for reason in scored[0].reasons)
+    ready = [event.variant.path.name for event in events if event.kind == EventKind.variant_ready]
+    assert sorted(ready) == sorted(EXPECTED_ASTRONAUT_FILES)
+    fractions = [event.fraction for event in events if event.kind == EventKind.progress]
+    assert fractions == sorted(fractions)
+    assert fractions[-1] == 1.0
+
+
+def test_stop_request_cancels_between_variants(tmp_path, astronaut_png):
+    require_parts()
+    from pipeline.jobs import EventKind, JobCanceled
+    from pipeline.process import run_job
+
+    written = []
+
+    def on_event(event):
+        if event.kind == EventKind.variant_ready:
+            written.append(event.variant.path)
+
+    request = JobRequest(frames=[str(astronaut_png)], backdrops=["original"], lights=["original"], crops=["square", "portrait", "classic"])
+    with pytest.raises(JobCanceled):
+        run_job(request, tmp_path, on_event=on_event, should_stop=lambda: bool(written))
+    names = {path.name for path in tmp_path.iterdir()}
+    assert "report.json" not in names
+    assert not [name for name in names if name.startswith(".") or name.endswith(".part")]
+    assert all(path.is_file() for path in written)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "allowed_example"),
+    [
+        ("backdrops", ["neon"], "studio-grey"),
+        ("backdrops", ["color:#12345"], "color:#RRGGBB"),
+        ("lights", ["disco"], "rembrandt-left"),
+        ("crops", ["circle"], "passport"),
+        ("retouch", "heavy", "glamour"),
+        ("makeup", "smoky", "natural"),
+        ("output_format", "gif", "tiff"),
+        ("bit_depth", 12, "16"),
+        ("top", 0, "1"),
+    ],
+)
+def test_unknown_option_is_invalid_option(astronaut_png, field, value, allowed_example):
+    from pipeline.process import validate_request
+
+    request = JobRequest(frames=[str(astronaut_png)])
+    setattr(request, field, value)
+    with pytest.raises(HeadshotError) as caught:
+        validate_request(request)
+    assert caught.value.code == "invalid_option"
+    assert allowed_example in caught.value.user_message("en")
+
+
+def test_cli_invalid_option_exits_2_in_dutch(tmp_path, astronaut_png, capsys, monkeypatch):
+    from daemon.cli import main
+
+    monkeypatch.setenv("HEADSHOT_LANG", "nl")
+    code = main(["process", str(astronaut_png), "--out", str(tmp_path / "out"), "--backdrop", "white,neon"])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "Ongeldige optie --backdrop: neon" in error
+    assert "studio-grey" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_json_output_with_defaults(tmp_path, astronaut_png, capsys):
+    require_parts()
+    from daemon.cli import main
+
+    code = main(["process", str(astronaut_png), "--out", str(tmp_path), "--json"])
+    assert code == 0
+    output = json.loads(capsys.readouterr().out)
+    report = output["report"]
+    assert Path(output["report_path"]) == tmp_path / "report.json"
+    # The defaults: the best frame, natural retouching, three backdrops, two crops.
+    assert {variant["file"] for variant in report["variants"]} == {
+        f"astronaut_{backdrop}_natural_{crop}.png" for backdrop in ("studio-grey", "white", "blur") for crop in ("square", "portrait")
+    }
+    assert all(variant["recipe"]["retouch"]["preset"] == "natural" for variant in report["variants"])
+    assert json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["job_id"] == report["job_id"]
+
+
+def test_styles_json_lists_dutch_names(capsys):
+    from daemon.cli import main
+
+    assert main(["styles", "--json"]) == 0
+    styles = json.loads(capsys.readouterr().out)
+    kinds = {style["kind"] for style in styles}
+    assert kinds == {"backdrop", "light", "crop", "retouch", "makeup"}
+    by_name = {(style["kind"], style["name"]): style for style in styles}
+    for key in [("backdrop", "white"), ("crop", "passport"), ("retouch", "off"), ("makeup", "none"), ("light", "natural")]:
+        assert key in by_name
+    assert by_name[("backdrop", "white")]["nl"] == "Wit"
+    assert by_name[("crop", "passport")]["nl"].startswith("Pasfoto")
+    assert all(style["en"] and style["nl"] for style in styles)
+    translated = [style for style in styles if style["nl"] != style["en"]]
+    assert len(translated) >= 0.8 * len(styles)
+
+
+def test_list_styles_matches_implementations():
+    from pipeline.styles import list_styles
+
+    listed = {(style["kind"], style["name"]) for style in list_styles()}
+    for kind, module_name, attribute in [
+        ("backdrop", "pipeline.backdrops", "BACKDROPS"),
+        ("light", "pipeline.relight", "LIGHTS"),
+        ("crop", "pipeline.crops", "CROPS"),
+        ("retouch", "pipeline.retouch", "RETOUCH_PRESETS"),
+        ("makeup", "pipeline.retouch", "MAKEUP_PRESETS"),
+    ]:
+        try:
+            names = getattr(importlib.import_module(module_name), attribute)
+        except (ModuleNotFoundError, AttributeError):
+            continue
+        assert {(kind, name) for name in names} <= listed
+
+
+def test_session_of_two_shared_frames(tmp_path, shared_photos):
+    """Two real portraits, both made into headshots; the JPEG retouch-only variant stays aligned with its frame."""
+    require_parts()
+    from pipeline.process import run_job
+
+    frames = [shared_photos / "biden2.jpg", shared_photos / "obama.jpg"]
+    hashes = [sha256(frame) for frame in frames]
+    request = JobRequest(frames=[str(frame) for frame in frames], top=2, backdrops=["original", "white"], lights=["original"], crops=["original", "portrait"])
+    result = run_job(request, tmp_path)
+
+    names = {variant.path.name for variant in result.variants}
+    expected = {f"{stem}_{backdrop}_original_{crop}.jpg" for stem in ("biden2", "obama") for backdrop in ("original", "white") for crop in ("original", "portrait")}
+    assert names == expected
+    assert [sha256(frame) for frame in frames] == hashes
+    ranks = sorted(frame["rank"] for frame in result.report["frames"])
+    assert ranks == [1, 2]
+
+    source = read_rgb(frames[0])
+    output_path = tmp_path / "biden2_original_original_original.jpg"
+    with Image.open(output_path) as image:
+        assert image.format == "JPEG"
+        assert image.size == (source.shape[1], source.shape[0])
+    difference = np.abs(read_rgb(output_path).astype(np.float32) - source.astype(np.float32)).mean(axis=2)
+    assert difference[~face_mask(source)].mean() < 1.0
