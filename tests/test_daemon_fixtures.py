@@ -146,3 +146,32 @@ def start_daemon_process(home: Path, seconds_per_frame: float, extra_env: dict |
         time.sleep(0.05)
     process.kill()
     raise AssertionError("daemon did not write its discovery file within 60 s")
+
+
+@pytest.fixture
+def start_daemon(daemon_home):
+    """Start in-process daemons over a real Unix socket: `start_daemon(runner, **settings)` -> (daemon, client)."""
+    from daemon.client import DaemonClient
+    from daemon.config import load_config
+    from daemon.server import Daemon
+
+    started = []
+
+    def start(runner=None, **settings):
+        config = load_config()
+        for name, value in settings.items():
+            setattr(config, name, value)
+        daemon = Daemon(config, runner=runner if runner is not None else SlowRunner())
+        daemon.start()
+        client = DaemonClient(daemon.address, daemon.token)
+        started.append((daemon, client))
+        return daemon, client
+
+    yield start
+    for daemon, client in started:
+        client.close()
+        daemon.stop(grace=0.5)
+
+
+def event_kinds(events) -> list[str]:
+    return [event.WhichOneof("kind") for event in events]
