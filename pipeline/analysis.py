@@ -129,12 +129,12 @@ def analyze_image(
     faces = shared_finder().find(rgb)
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
-    # 2. Measure the frame as a whole.
+    # 2. Measure the frame as a whole, on a small copy: none of these needs fine detail.
+    small = measures.downscale(rgb, 512)
     metrics: dict = {"preview_scale": scale, "face_count": 0}
-    metrics.update(measures.frame_exposure_measures(rgb))
-    metrics["color_cast_a"], metrics["color_cast_b"] = measures.color_cast(rgb)
-    metrics["noise"] = measures.noise_level(gray)
-    fingerprint = measures.perceptual_hash(rgb)
+    metrics.update(measures.frame_exposure_measures(small))
+    metrics["color_cast_a"], metrics["color_cast_b"] = measures.color_cast(small)
+    fingerprint = measures.perceptual_hash(small)
     analysis = FrameAnalysis(path=path, width=int(original_size[0]), height=int(original_size[1]), fingerprint=fingerprint)
 
     # 3. Measure every face, and choose the subject.
@@ -155,8 +155,9 @@ def analyze_image(
         metrics["face_count"] = len(significant)
         metrics.update(_subject_measures(rgb, gray, faces[subject], analysis.faces[subject], analysis, scale))
         metrics["blockiness"] = _subject_blockiness(gray, analysis.faces[subject], scale, read_original_crop)
-        metrics["backdrop_clutter"] = measures.backdrop_clutter(rgb, measures.shared_segmenter().person_mask(rgb))
+        metrics["backdrop_clutter"] = measures.backdrop_clutter(small, measures.shared_segmenter().person_mask(small))
     else:
+        metrics["noise"] = measures.noise_level(gray)
         metrics["blockiness"] = measures.blockiness(gray) if scale == 1.0 else None
 
     # 4. Judge.
@@ -172,6 +173,8 @@ def analyze_image(
 
 def analyze_file(path: str | Path, max_side: int = PREVIEW_MAX_SIDE) -> FrameAnalysis:
     """Analyse one photo file; a file that cannot be read gives an analysis carrying the error, with score 0."""
+    from .photo_io import read_preview
+
     path_text = str(path)
     try:
         preview = read_preview(path, max_side=max_side)
@@ -184,7 +187,7 @@ def analyze_file(path: str | Path, max_side: int = PREVIEW_MAX_SIDE) -> FrameAna
 
     info = preview.info
     reader = None
-    if preview.scale < 1.0:
+    if preview.scale < 1.0 and info.format != "heic":  # HEVC has no 8-pixel JPEG grid to measure
         reader = _OriginalCropReader(path_text, info.orientation or 1)
     analysis = analyze_image(
         preview.rgb,
@@ -195,17 +198,6 @@ def analyze_file(path: str | Path, max_side: int = PREVIEW_MAX_SIDE) -> FrameAna
     )
     analysis.metrics["format"] = info.format
     return analysis
-
-
-def read_preview(path: str | Path, max_side: int):
-    """Read a preview through `pipeline.photo_io`, or through Pillow where that module is not installed."""
-    try:
-        from .photo_io import read_preview as read_with_photo_io
-    except ModuleNotFoundError as error:
-        if error.name != "pipeline.photo_io":
-            raise
-        return _read_preview_with_pillow(Path(path), max_side)
-    return read_with_photo_io(path, max_side=max_side)
 
 
 def analyze_files(paths: Iterable[str | Path], max_side: int = PREVIEW_MAX_SIDE) -> list[FrameAnalysis]:
@@ -280,10 +272,7 @@ def _subject_measures(
     else:
         face_mask = skin_mask = _box_ellipse_mask(gray.shape, face.box)
     metrics.update(measures.exposure_measures(rgb, face_mask, skin_mask))
-    metrics["face_highlight"] = _face_highlight(rgb, face_mask)
-    skin_noise = measures.noise_level(gray, skin_mask)
-    if skin_noise > 0:
-        metrics["noise"] = skin_noise
+    metrics["noise"] = measures.noise_level(gray, skin_mask)
 
     # 4. Pose, eyes and mouth.
     if face.landmarks is not None:
@@ -299,10 +288,12 @@ def _subject_measures(
 def _subject_blockiness(
     gray: np.ndarray, record: FaceRecord, scale: float, read_original_crop: OriginalCropReader | None
 ) -> float | None:
-    # The face and a margin of half its size around it: enough smooth skin and backdrop to show the grid.
+    # The face and a margin of half its size around it, at most 768 original pixels square: enough smooth skin
+    # and backdrop to show the grid, which is the same all over the frame.
     x, y, box_width, box_height = record.box
-    margin = 0.5 * max(box_width, box_height)
-    region = (int(x - margin), int(y - margin), int(x + box_width + margin), int(y + box_height + margin))
+    half = min(max(box_width, box_height), 384.0)
+    center_x, center_y = x + box_width / 2, y + box_height / 2
+    region = (int(center_x - half), int(center_y - half), int(center_x + half), int(center_y + half))
     if scale == 1.0:
         height, width = gray.shape
         x0, y0 = max(0, region[0]), max(0, region[1])
@@ -354,54 +345,14 @@ class _OriginalCropReader:
                 )
                 if box[2] - box[0] < 8 or box[3] - box[1] < 8:
                     return None
-                # NOTE: Pillow decodes the whole file before cropping; at 24 MP that is about 0.1 s.
+                # NOTE: Pillow decodes the whole file before cropping; a JPEG decoded straight to grey
+                # (no chroma upsampling) takes about 0.1 s at 24 MP.
+                if image.format == "JPEG":
+                    image.draft("L", image.size)
                 return np.asarray(image.crop(box).convert("L"))
         except (OSError, ValueError) as error:
             log.info("analysis: %s: no full-resolution crop for blockiness: %s", self.path, error)
             return None
-
-
-@dataclass
-class _PillowPhotoInfo:
-    path: str
-    format: str
-    width: int
-    height: int
-    orientation: int
-
-
-@dataclass
-class _PillowPreview:
-    rgb: np.ndarray
-    scale: float
-    info: _PillowPhotoInfo
-
-
-def _read_preview_with_pillow(path: Path, max_side: int) -> _PillowPreview:
-    # NOTE: a stand-in for pipeline.photo_io.read_preview (8-bit sRGB, EXIF orientation applied, no colour
-    # management); it is used only while that module is missing.
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    if not path.exists():
-        raise HeadshotError("file_not_found", path)
-    if path.stat().st_size == 0:
-        raise HeadshotError("file_empty", path)
-    try:
-        with Image.open(path) as image:
-            orientation = int(image.getexif().get(0x0112, 1) or 1)
-            file_format = image.format or ""
-            stored_width, stored_height = image.size
-            image.draft("RGB", (max_side, max_side))
-            upright = ImageOps.exif_transpose(image).convert("RGB")
-    except UnidentifiedImageError as error:
-        raise HeadshotError("not_an_image", path, str(error)) from error
-    width, height = (stored_height, stored_width) if orientation in (5, 6, 7, 8) else (stored_width, stored_height)
-    scale = min(1.0, max_side / max(width, height))
-    target = (max(1, round(width * scale)), max(1, round(height * scale)))
-    if upright.size != target:
-        upright = upright.resize(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
-    info = _PillowPhotoInfo(str(path), file_format, width, height, orientation)
-    return _PillowPreview(np.asarray(upright), target[0] / width, info)
 
 
 def _record_in_original_pixels(face: Face, scale: float, detail: float | None) -> FaceRecord:
@@ -434,12 +385,6 @@ def _cut_edges(face: Face, width: int, height: int) -> list[str]:
     if y1 >= height - 1.5:
         edges.append("bottom")
     return edges
-
-
-def _face_highlight(rgb: np.ndarray, face_mask: np.ndarray) -> float:
-    if not face_mask.any():
-        return 0.0
-    return float(np.percentile(measures.relative_luminance(rgb[face_mask][None]), 99))
 
 
 def _box_ellipse_mask(shape: tuple[int, int], box) -> np.ndarray:

@@ -61,10 +61,13 @@ def srgb_to_linear(values: np.ndarray) -> np.ndarray:
     return np.where(values <= 0.04045, values / 12.92, ((values + 0.055) / 1.055) ** 2.4)
 
 
+_LINEAR_OF_8BIT = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0).astype(np.float32)
+
+
 def relative_luminance(rgb: np.ndarray) -> np.ndarray:
     """Return linear-light luminance Y (0..1) of 8-bit sRGB pixels."""
-    linear = srgb_to_linear(rgb.astype(np.float32) / 255.0)
-    return linear @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+    linear = _LINEAR_OF_8BIT[rgb]
+    return 0.2126 * linear[..., 0] + 0.7152 * linear[..., 1] + 0.0722 * linear[..., 2]
 
 
 def lightness(luminance: np.ndarray) -> np.ndarray:
@@ -147,28 +150,30 @@ def face_sharpness(gray: np.ndarray, landmarks: np.ndarray, eye_distance: float)
 
 
 def exposure_measures(rgb: np.ndarray, face: np.ndarray, skin: np.ndarray) -> dict[str, float]:
-    """Return the skin's median L*, clipped and crushed shares of the face, and the frame's highlight level.
-
-    `frame_highlight` is the 99th percentile of the frame's linear luminance: a frame exposed 2 stops too dark
-    has nothing above 25 % of white, while a correctly exposed one nearly always has a white collar, a catchlight
-    or a bright backdrop far above that, whatever the subject's skin tone.
-    """
-    luminance = relative_luminance(rgb)
-    skin_pixels = skin if skin.sum() >= 50 else face
-    skin_lightness = float(np.median(lightness(luminance[skin_pixels]))) if skin_pixels.any() else float("nan")
+    """Return the skin's median L*, the shares of the face clipped to white and crushed to black, and the face's
+    highlight level (99th percentile of its linear luminance)."""
     face_rgb = rgb[face]
+    skin_pixels = skin[face] if skin.sum() >= 50 else np.ones(len(face_rgb), dtype=bool)
+    luminance = relative_luminance(face_rgb)
+    skin_lightness = float(np.median(lightness(luminance[skin_pixels]))) if skin_pixels.any() else float("nan")
     clipped = float(np.mean(face_rgb.max(axis=1) >= 250)) if face_rgb.size else 0.0
     crushed = float(np.mean(face_rgb.max(axis=1) <= 6)) if face_rgb.size else 0.0
     return {
         "skin_lightness": skin_lightness,
         "face_clipped_pct": 100.0 * clipped,
         "face_crushed_pct": 100.0 * crushed,
-        "frame_highlight": float(np.percentile(luminance, 99)),
+        "face_highlight": float(np.percentile(luminance, 99)) if luminance.size else 0.0,
     }
 
 
 def frame_exposure_measures(rgb: np.ndarray) -> dict[str, float]:
-    """Return the frame's median L*, clipped and crushed shares, and highlight level (for frames without a face)."""
+    """Return the frame's median L*, clipped and crushed shares, and highlight level, at 512 px on the long side.
+
+    `frame_highlight` is the 99th percentile of the frame's linear luminance: a frame exposed 2 stops too dark
+    has nothing above 25 % of white, while a correctly exposed one nearly always has a white collar, a catchlight
+    or a bright backdrop far above that, whatever the subject's skin tone.
+    """
+    rgb = downscale(rgb, 512)
     luminance = relative_luminance(rgb)
     peak = rgb.max(axis=2)
     return {
@@ -186,7 +191,7 @@ def color_cast(rgb: np.ndarray) -> tuple[float, float]:
     shifts exactly them; saturated subject colours (a red curtain, skin) are left out by taking only the
     tenth of mid-tone pixels with the lowest chroma.
     """
-    small = _downscale(rgb, 256)
+    small = downscale(rgb, 256)
     lab = to_lab(small).reshape(-1, 3)
     usable = lab[(lab[:, 0] > 15) & (lab[:, 0] < 97)]
     if len(usable) < 100:
@@ -206,6 +211,8 @@ def noise_level(gray: np.ndarray, region: np.ndarray | None = None) -> float:
     The kernel below cancels any locally linear gradient, so in flat areas its output is noise alone;
     the median absolute value of the flattest third of pixels, scaled for a Gaussian, gives sigma.
     """
+    if region is not None:
+        gray, region = _crop_to_region(gray, region, margin=4)
     gray = gray.astype(np.float32)
     kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
     response = np.abs(cv2.filter2D(gray, cv2.CV_32F, kernel))
@@ -354,7 +361,7 @@ def backdrop_clutter(rgb: np.ndarray, person: np.ndarray) -> float:
     A plain or out-of-focus backdrop has almost no edges at this scale; flags, shelves and crowds do.
     The person is widened a little so the hair and shoulder outline does not count.
     """
-    small = _downscale(rgb, 512)
+    small = downscale(rgb, 512)
     person_small = cv2.resize(person, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_LINEAR) > 0.5
     person_small = cv2.dilate(person_small.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
     backdrop = ~person_small
@@ -374,7 +381,7 @@ def perceptual_hash(rgb: np.ndarray) -> int:
 
     Blur, exposure, compression and scaling leave it nearly unchanged; another pose or framing does not.
     """
-    gray = cv2.cvtColor(_downscale(rgb, 256), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gray = cv2.cvtColor(downscale(rgb, 256), cv2.COLOR_RGB2GRAY).astype(np.float32)
     thumbnail = cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA)
     thumbnail = (thumbnail - thumbnail.mean()) / max(float(thumbnail.std()), 1e-3)
     low = cv2.dct(thumbnail)[:8, :8].flatten()[1:]
@@ -386,7 +393,17 @@ def hash_distance(first: int, second: int) -> int:
     return bin(first ^ second).count("1")
 
 
-def _downscale(rgb: np.ndarray, long_side: int) -> np.ndarray:
+def _crop_to_region(image: np.ndarray, region: np.ndarray, margin: int) -> tuple[np.ndarray, np.ndarray]:
+    rows, columns = np.nonzero(region.any(axis=1))[0], np.nonzero(region.any(axis=0))[0]
+    if len(rows) == 0:
+        return image, region
+    y0, y1 = max(0, rows[0] - margin), min(image.shape[0], rows[-1] + margin + 1)
+    x0, x1 = max(0, columns[0] - margin), min(image.shape[1], columns[-1] + margin + 1)
+    return image[y0:y1, x0:x1], region[y0:y1, x0:x1]
+
+
+def downscale(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    """Return the image reduced to `long_side` pixels on its long side, or itself when it is no larger."""
     factor = long_side / max(rgb.shape[:2])
     if factor >= 1:
         return rgb
