@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import io
 import logging
@@ -32,7 +33,6 @@ from PIL import Image, ImageChops, JpegImagePlugin, PngImagePlugin, TiffImagePlu
 from .color import (
     convert_srgb_to_cmyk,
     convert_to_srgb,
-    is_srgb,
     profile_color_space,
     srgb_color_in_profile,
     srgb_profile,
@@ -186,11 +186,11 @@ def read_photo(path: str | os.PathLike, max_pixels: int | None = None) -> Photo:
     with _open_photo(path, max_pixels) as (info, image):
         _check_complete(path, info, image)
         if info.bit_depth == 16:
-            pixels, alpha, icc_profile = _decode_16bit(path, info, image)
+            pixels, alpha, icc_profile, upright = _decode_16bit(path, info, image)
         else:
-            pixels, alpha, icc_profile = _decode_8bit(path, info, image)
+            pixels, alpha, icc_profile, upright = _decode_8bit(path, info, image)
 
-    if info.format != "heic":  # libheif has applied the orientation already
+    if not upright:
         pixels = _apply_orientation(pixels, info.orientation)
         alpha = _apply_orientation(alpha, info.orientation) if alpha is not None else None
     return Photo(info=info, pixels=pixels, alpha=alpha, icc_profile=icc_profile)
@@ -207,8 +207,8 @@ def read_preview(path: str | os.PathLike, max_side: int = 1600, max_pixels: int 
     """
     path = Path(path)
     if max_side < 1:
-        raise HeadshotError("invalid_option", path, "max_side must be positive", option="max_side",
-                            value=max_side, allowed=_("a whole number of pixels, 1 or more"))
+        raise _invalid_option(path, "max_side", max_side, _("a whole number of pixels, 1 or more"),
+                              "max_side must be positive")
 
     with _open_photo(path, max_pixels) as (info, image):
         # 1. Decode, at a DCT-scaled size for JPEG.
@@ -216,9 +216,9 @@ def read_preview(path: str | os.PathLike, max_side: int = 1600, max_pixels: int 
         if info.format == "jpeg":
             _choose_jpeg_draft(image, max_side)
         if info.bit_depth == 16:
-            pixels, _alpha, icc_profile = _decode_16bit(path, info, image)
+            pixels, _alpha, icc_profile, upright = _decode_16bit(path, info, image)
         else:
-            pixels, _alpha, icc_profile = _decode_8bit(path, info, image)
+            pixels, _alpha, icc_profile, upright = _decode_8bit(path, info, image)
 
     # 2. Reduce to max_side, then convert the small image to 8-bit sRGB.
     height, width = pixels.shape[:2]
@@ -229,7 +229,7 @@ def read_preview(path: str | os.PathLike, max_side: int = 1600, max_pixels: int 
     rgb = to_srgb8(pixels, icc_profile)
 
     # 3. Turn upright, and relate the preview to the original's pixels.
-    if info.format != "heic":
+    if not upright:
         rgb = _apply_orientation(rgb, info.orientation)
     scale = rgb.shape[1] / info.width
     return Preview(rgb=rgb, scale=scale, info=info)
@@ -251,8 +251,8 @@ def _open_photo(path: Path, max_pixels: int | None) -> Iterator[tuple[PhotoInfo,
     """Open a photo lazily with Pillow after checking the file, its format and its pixel count, and yield its header."""
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
     if limit < 1:
-        raise HeadshotError("invalid_option", path, "max_pixels must be positive", option="max_pixels",
-                            value=max_pixels, allowed=_("a whole number of pixels, 1 or more"))
+        raise _invalid_option(path, "max_pixels", max_pixels, _("a whole number of pixels, 1 or more"),
+                              "max_pixels must be positive")
 
     # 1. The file itself, and its format from the first bytes (never from the name).
     _check_readable_file(path)
@@ -271,6 +271,8 @@ def _open_photo(path: Path, max_pixels: int | None) -> Iterator[tuple[PhotoInfo,
     if early_size is not None:
         _check_pixel_count(path, *early_size, limit)
 
+    _check_container_length(path, image_format, head)
+
     # 3. Parse the header with Pillow. Its own decompression-bomb guard is kept
     # at least as high as our limit, so files we accept never trip it.
     _raise_pillow_pixel_limit(limit)
@@ -288,7 +290,7 @@ def _open_photo(path: Path, max_pixels: int | None) -> Iterator[tuple[PhotoInfo,
 
     # 4. The pixel count, before anything allocates pixels.
     try:
-        _check_pixel_count(path, image.size[0], image.size[1], limit)
+        _check_pixel_count(path, *_stored_size(image_format, image), limit)
         info = _photo_info(path, image_format, image, head)
         yield info, image
     finally:
@@ -384,6 +386,23 @@ def _webp_header_size(head: bytes) -> tuple[int, int] | None:
     return None
 
 
+def _check_container_length(path: Path, image_format: str, head: bytes) -> None:
+    """Raise file_truncated when the file is shorter than its WebP RIFF length or ends before its first TIFF directory."""
+    size = path.stat().st_size
+    if image_format == "webp":
+        expected = int.from_bytes(head[4:8], "little") + 8
+    elif image_format == "tiff" and head[2:4] in (b"*\x00", b"\x00*"):
+        byte_order = "little" if head[:2] == b"II" else "big"
+        expected = int.from_bytes(head[4:8], byte_order) + 2
+    elif image_format == "tiff" and len(head) >= 16:
+        byte_order = "little" if head[:2] == b"II" else "big"
+        expected = int.from_bytes(head[8:16], byte_order) + 8
+    else:
+        return
+    if expected > size:
+        raise HeadshotError("file_truncated", path, f"the file has {size} bytes, its structure needs {expected}")
+
+
 def _check_pixel_count(path: Path, width: int, height: int, limit: int) -> None:
     if width <= 0 or height <= 0:
         raise HeadshotError("image_empty", path, f"{width}x{height}", width=width, height=height)
@@ -448,7 +467,7 @@ def _photo_info(path: Path, image_format: str, image: Image.Image, head: bytes) 
         log.warning("%s: ignoring invalid EXIF orientation %s", path, orientation)
         orientation = 1
 
-    width, height = image.size
+    width, height = _stored_size(image_format, image)
     if orientation >= 5 and image_format != "heic":
         width, height = height, width
     has_alpha = image.mode in _ALPHA_MODES or (image.mode in ("P", "L", "RGB") and "transparency" in image.info)
@@ -466,6 +485,32 @@ def _photo_info(path: Path, image_format: str, image: Image.Image, head: bytes) 
         xmp=xmp,
         iptc=iptc,
     )
+
+
+def _stored_size(image_format: str, image: Image.Image) -> tuple[int, int]:
+    """Return width and height as stored, before orientation (Pillow 13 reports a TIFF's size already turned)."""
+    if image_format == "tiff":
+        return int(image.tag_v2.get(256, 0)), int(image.tag_v2.get(257, 0))
+    return image.size
+
+
+@functools.lru_cache(maxsize=None)
+def _decoder_turns_tiff(decoder: str) -> bool:
+    """Tell whether a decoder applies the TIFF Orientation tag itself, by decoding a mirrored 2x1 TIFF.
+
+    OpenCV 4.11 and Pillow 13 do; older releases returned the stored pixels.
+    """
+    sample = np.array([[[0, 0, 0], [65535, 65535, 65535]]], np.uint16)
+    if decoder == "pillow":
+        sample = (sample // 257).astype(np.uint8)
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, sample, photometric="rgb", extratags=[(274, "H", 1, 2, True)])
+    if decoder == "opencv":
+        decoded = cv2.imdecode(np.frombuffer(buffer.getvalue(), np.uint8), cv2.IMREAD_UNCHANGED)
+        return decoded is not None and int(decoded[0, 0, 0]) > 0
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        return image.convert("RGB").getpixel((0, 0))[0] > 0
 
 
 def _tiff_bit_depth(path: Path, image: Image.Image) -> int:
@@ -553,7 +598,7 @@ def _xmp_orientation(xmp: bytes | None) -> int | None:
 
 
 def _check_complete(path: Path, info: PhotoInfo, image: Image.Image) -> None:
-    """Raise file_truncated when a PNG, TIFF or WebP file ends before the data its structure announces."""
+    """Raise file_truncated when a PNG or TIFF file ends before the image data its structure announces."""
     size = path.stat().st_size
     if info.format == "png":
         _check_png_chunks(path, size)
@@ -564,11 +609,6 @@ def _check_complete(path: Path, info: PhotoInfo, image: Image.Image) -> None:
         ends = [offset + count for offset, count in zip(_as_tuple(offsets), _as_tuple(counts))]
         if ends and max(ends) > size:
             raise HeadshotError("file_truncated", path, f"image data ends at {max(ends)}, file has {size} bytes")
-    elif info.format == "webp":
-        with path.open("rb") as handle:
-            riff_size = int.from_bytes(handle.read(8)[4:8], "little")
-        if riff_size + 8 > size:
-            raise HeadshotError("file_truncated", path, f"RIFF says {riff_size + 8} bytes, file has {size}")
 
 
 def _as_tuple(value) -> tuple:
@@ -600,8 +640,11 @@ def _choose_jpeg_draft(image: Image.Image, max_side: int) -> None:
             return
 
 
-def _decode_8bit(path: Path, info: PhotoInfo, image: Image.Image) -> tuple[np.ndarray, np.ndarray | None, bytes | None]:
-    """Decode with Pillow (which raises on truncated data, unlike OpenCV) and convert to RGB plus alpha."""
+def _decode_8bit(path: Path, info: PhotoInfo, image: Image.Image) -> tuple[np.ndarray, np.ndarray | None, bytes | None, bool]:
+    """Decode with Pillow (which raises on truncated data, unlike OpenCV) and convert to RGB plus alpha.
+
+    Returns pixels, alpha, the pixels' profile, and whether the decoder already turned them upright.
+    """
     # 1. Decode.
     try:
         image.load()
@@ -635,11 +678,15 @@ def _decode_8bit(path: Path, info: PhotoInfo, image: Image.Image) -> tuple[np.nd
     elif profile_color_space(icc_profile) not in (None, "RGB"):
         log.warning("%s: ignoring a %s profile on RGB pixels", path, profile_color_space(icc_profile))
         icc_profile = None
-    return np.asarray(image), alpha, icc_profile
+    upright = info.format == "heic" or (info.format == "tiff" and _decoder_turns_tiff("pillow"))
+    return np.asarray(image), alpha, icc_profile, upright
 
 
-def _decode_16bit(path: Path, info: PhotoInfo, image: Image.Image) -> tuple[np.ndarray, np.ndarray | None, bytes | None]:
-    """Decode a 16-bit PNG or TIFF with OpenCV, which keeps all 16 bits, and check the result against the header."""
+def _decode_16bit(path: Path, info: PhotoInfo, image: Image.Image) -> tuple[np.ndarray, np.ndarray | None, bytes | None, bool]:
+    """Decode a 16-bit PNG or TIFF with OpenCV, which keeps all 16 bits, and check the result against the header.
+
+    Returns pixels, alpha, the pixels' profile, and whether the decoder already turned them upright.
+    """
     # 1. Decode from memory, so paths in any encoding work on every platform.
     try:
         encoded = np.fromfile(path, dtype=np.uint8)
@@ -652,7 +699,8 @@ def _decode_16bit(path: Path, info: PhotoInfo, image: Image.Image) -> tuple[np.n
     del encoded
 
     # 2. OpenCV pads or gives up silently on damaged data: compare with the header.
-    width, height = image.size
+    upright = info.format == "tiff" and _decoder_turns_tiff("opencv")
+    width, height = (info.width, info.height) if upright else _stored_size(info.format, image)
     if decoded is None or decoded.dtype != np.uint16 or decoded.shape[:2] != (height, width):
         got = "nothing" if decoded is None else f"{decoded.dtype} {decoded.shape}"
         raise HeadshotError("file_damaged", path, f"OpenCV decoded {got}, header says {width}x{height} 16-bit")
@@ -679,7 +727,7 @@ def _decode_16bit(path: Path, info: PhotoInfo, image: Image.Image) -> tuple[np.n
         # NOTE: 16-bit greyscale is taken as sRGB-encoded; its grey profile's tone curve is not applied.
         log.warning("%s: dropping the %s profile of a 16-bit greyscale file", path, profile_color_space(icc_profile))
         icc_profile = None
-    return pixels, alpha, icc_profile
+    return pixels, alpha, icc_profile, upright
 
 
 def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
@@ -708,6 +756,11 @@ def _decode_error(path: Path, error: BaseException) -> HeadshotError:
     if isinstance(error, Image.UnidentifiedImageError) or "cannot identify" in text:
         return HeadshotError("not_an_image", path, text)
     return HeadshotError("file_damaged", path, f"{type(error).__name__}: {text}")
+
+
+def _invalid_option(path: Path, option: str, value, allowed: str, detail: str) -> HeadshotError:
+    # The shared invalid_option message has no {file} field, so the value carries the file name.
+    return HeadshotError("invalid_option", path, detail, option=option, value=f"{value} ({path.name})", allowed=allowed)
 
 
 def _unreadable(path: Path, error: OSError) -> HeadshotError:
@@ -773,12 +826,11 @@ def write_photo(
     depth = _output_bit_depth(target, image_format, bit_depth, like, pixels)
     pixels, alpha = _checked_pixels(target, pixels, alpha)
     if isinstance(jpeg_quality, bool) or not isinstance(jpeg_quality, int) or not 1 <= jpeg_quality <= 100:
-        raise HeadshotError("invalid_option", target, "jpeg_quality out of range", option="jpeg_quality",
-                            value=jpeg_quality, allowed=_("a whole number from 1 to 100"))
+        raise _invalid_option(target, "jpeg_quality", jpeg_quality, _("a whole number from 1 to 100"),
+                              "jpeg_quality out of range")
     if digital_source_type not in DIGITAL_SOURCE_TYPES:
-        raise HeadshotError("invalid_option", target, "unknown IPTC digital source type",
-                            option="digital_source_type", value=digital_source_type,
-                            allowed=", ".join(DIGITAL_SOURCE_TYPES))
+        raise _invalid_option(target, "digital_source_type", digital_source_type, ", ".join(DIGITAL_SOURCE_TYPES),
+                              "unknown IPTC digital source type")
 
     # 2. Never replace a source photo.
     _refuse_overwriting_inputs(target, inputs, like)
@@ -829,23 +881,21 @@ def _output_format(target: Path, requested: str, like: PhotoInfo | None) -> str:
     elif requested_name in FORMATS:
         image_format = requested_name
     else:
-        raise HeadshotError("invalid_option", target, "unknown output format", option="format", value=requested,
-                            allowed="same, jpeg, png, tiff, webp, heic")
+        raise _invalid_option(target, "format", requested, "same, jpeg, png, tiff, webp, heic", "unknown output format")
     if suffix_format is not None and suffix_format != image_format:
-        raise HeadshotError("invalid_option", target, f"suffix {target.suffix} does not match {image_format}",
-                            option="format", value=image_format,
-                            allowed=_("a format that matches the file name ({suffix})").format(suffix=target.suffix))
+        raise _invalid_option(target, "format", image_format,
+                              _("a format that matches the file name ({suffix})").format(suffix=target.suffix),
+                              f"suffix {target.suffix} does not match {image_format}")
     return image_format
 
 
 def _output_bit_depth(target: Path, image_format: str, requested, like: PhotoInfo | None, pixels) -> int:
     allowed = _("0 (keep the source's), 8, or 16 for PNG and TIFF")
     if isinstance(requested, bool) or requested not in (0, 8, 16):
-        raise HeadshotError("invalid_option", target, "bit_depth must be 0, 8 or 16", option="bit_depth",
-                            value=requested, allowed=allowed)
+        raise _invalid_option(target, "bit_depth", requested, allowed, "bit_depth must be 0, 8 or 16")
     if requested == 16 and image_format in _EIGHT_BIT_FORMATS:
-        raise HeadshotError("invalid_option", target, f"{image_format} holds 8 bits per channel only",
-                            option="bit_depth", value=f"16 ({image_format})", allowed=allowed)
+        raise _invalid_option(target, "bit_depth", f"16, {image_format}", allowed,
+                              f"{image_format} holds 8 bits per channel only")
     if requested:
         return requested
     if image_format in _EIGHT_BIT_FORMATS:
@@ -860,15 +910,13 @@ def _checked_pixels(target: Path, pixels, alpha) -> tuple[np.ndarray, np.ndarray
     if not isinstance(pixels, np.ndarray) or pixels.ndim != 3 or pixels.shape[2] != 3 \
             or pixels.dtype not in (np.uint8, np.uint16) or pixels.shape[0] < 1 or pixels.shape[1] < 1:
         described = f"{getattr(pixels, 'shape', '?')} {getattr(pixels, 'dtype', type(pixels).__name__)}"
-        raise HeadshotError("invalid_option", target, "pixels must be (H, W, 3) uint8/uint16", option="pixels",
-                            value=described, allowed=allowed)
+        raise _invalid_option(target, "pixels", described, allowed, "pixels must be (H, W, 3) uint8/uint16")
     if alpha is None:
         return np.ascontiguousarray(pixels), None
     if not isinstance(alpha, np.ndarray) or alpha.shape != pixels.shape[:2] or alpha.dtype not in (np.uint8, np.uint16):
         described = f"{getattr(alpha, 'shape', '?')} {getattr(alpha, 'dtype', type(alpha).__name__)}"
-        raise HeadshotError("invalid_option", target, "alpha must be (H, W) uint8/uint16 matching pixels",
-                            option="alpha", value=described,
-                            allowed=_("an array of shape (height, width), uint8 or uint16"))
+        raise _invalid_option(target, "alpha", described, _("an array of shape (height, width), uint8 or uint16"),
+                              "alpha must be (H, W) uint8/uint16 matching pixels")
     if alpha.dtype != pixels.dtype:
         alpha = _to_bit_depth(alpha, 16 if pixels.dtype == np.uint16 else 8)
     return np.ascontiguousarray(pixels), np.ascontiguousarray(alpha)
