@@ -1,8 +1,8 @@
 """Analyse frames of a session as a retoucher would: faces, focus, light, pose, eyes, framing and file quality,
 ending in a score 0..100 with the reasons behind it.
 
-Analysis runs on a small preview; only JPEG blockiness, which lives on the file's own 8-pixel grid, is measured
-on a full-resolution crop of the face.
+Analysis runs on a small preview. Only JPEG blockiness is measured on a full-resolution crop of the face, because
+it lives on the file's own 8-pixel grid.
 """
 
 from __future__ import annotations
@@ -139,7 +139,6 @@ def analyze_image(
 
     # 3. Measure every face, and choose the subject.
     for face in faces:
-        detail = None
         if face.landmarks is not None:
             detail = measures.face_sharpness(gray, face.landmarks, face.eye_distance)
         else:
@@ -189,13 +188,17 @@ def analyze_file(path: str | Path, max_side: int = PREVIEW_MAX_SIDE) -> FrameAna
     reader = None
     if preview.scale < 1.0 and info.format != "heic":  # HEVC has no 8-pixel JPEG grid to measure
         reader = _OriginalCropReader(path_text, info.orientation or 1)
-    analysis = analyze_image(
-        preview.rgb,
-        original_size=(info.width, info.height),
-        scale=preview.scale,
-        path=path_text,
-        read_original_crop=reader,
-    )
+    try:
+        analysis = analyze_image(
+            preview.rgb,
+            original_size=(info.width, info.height),
+            scale=preview.scale,
+            path=path_text,
+            read_original_crop=reader,
+        )
+    except Exception as error:  # one frame's failure must not stop the rest of the session
+        log.exception("analysis: %s: analysis failed", path_text)
+        return error_analysis(path_text, HeadshotError("internal_error", path_text, repr(error)))
     analysis.metrics["format"] = info.format
     return analysis
 
@@ -278,7 +281,7 @@ def _subject_measures(
     if face.landmarks is not None:
         metrics["yaw"], metrics["pitch"], metrics["roll"] = measures.head_pose(face.landmarks)
         metrics["eye_openness_right"], metrics["eye_openness_left"] = measures.eye_openness(face.landmarks)
-        metrics["mouth_open"], metrics["smile"] = measures.mouth_measures(face.landmarks, face.eye_distance)
+        metrics["mouth_open"], metrics["smile"] = measures.mouth_measures(face.landmarks)
     else:
         right_eye, left_eye = face.keypoints[0], face.keypoints[1]
         metrics["roll"] = float(np.degrees(np.arctan2(left_eye[1] - right_eye[1], left_eye[0] - right_eye[0])))
@@ -338,7 +341,10 @@ class _OriginalCropReader:
             with Image.open(self.path) as image:
                 stored_width, stored_height = image.size
                 to_stored = self._STORED_POSITION[self.orientation]
-                corners = [to_stored(x, y, stored_width, stored_height) for x in region[0::2] for y in region[1::2]]
+                x0, y0, x1, y1 = region  # x1 and y1 exclusive, so the last pixel is at x1 - 1, y1 - 1
+                corners = [
+                    to_stored(x, y, stored_width, stored_height) for x in (x0, x1 - 1) for y in (y0, y1 - 1)
+                ]
                 xs, ys = [corner[0] for corner in corners], [corner[1] for corner in corners]
                 box = (
                     max(0, min(xs)), max(0, min(ys)), min(stored_width, max(xs) + 1), min(stored_height, max(ys) + 1)

@@ -122,7 +122,7 @@ def octave_detail_ratio(gray: np.ndarray) -> float:
     """Return the strong detail (98th percentile of |Laplacian|) at full scale over that at half scale.
 
     Natural detail has about the same contrast at neighbouring scales, so a sharp crop gives about 0.5–0.7
-    whatever the face and lighting; blur removes the finest octave first and the ratio falls towards 0.3.
+    whatever the face and lighting. Blur removes the finest octave first, and the ratio falls towards 0.3.
     The percentile follows the strongest edges (lashes, iris rim, lip line), so film grain and sensor noise
     move it far less than a mean would.
     """
@@ -169,8 +169,8 @@ def exposure_measures(rgb: np.ndarray, face: np.ndarray, skin: np.ndarray) -> di
 def frame_exposure_measures(rgb: np.ndarray) -> dict[str, float]:
     """Return the frame's median L*, clipped and crushed shares, and highlight level, at 512 px on the long side.
 
-    `frame_highlight` is the 99th percentile of the frame's linear luminance: a frame exposed 2 stops too dark
-    has nothing above 25 % of white, while a correctly exposed one nearly always has a white collar, a catchlight
+    `frame_highlight` is the 99th percentile of the frame's linear luminance. A frame exposed 2 stops too dark
+    has nothing above 25 % of white. A correctly exposed one nearly always has a white collar, a catchlight
     or a bright backdrop far above that, whatever the subject's skin tone.
     """
     rgb = downscale(rgb, 512)
@@ -188,8 +188,8 @@ def color_cast(rgb: np.ndarray) -> tuple[float, float]:
     """Return the mean a* and b* of the frame's most neutral pixels (about 0, 0 when the white balance is right).
 
     Objects that are grey, white or black in the scene are the least coloured pixels of a frame, and a cast
-    shifts exactly them; saturated subject colours (a red curtain, skin) are left out by taking only the
-    tenth of mid-tone pixels with the lowest chroma.
+    shifts exactly them. Taking only the tenth of mid-tone pixels with the lowest chroma leaves saturated
+    subject colours (a red curtain, skin) out.
     """
     small = downscale(rgb, 256)
     lab = to_lab(small).reshape(-1, 3)
@@ -208,8 +208,9 @@ def color_cast(rgb: np.ndarray) -> tuple[float, float]:
 def noise_level(gray: np.ndarray, region: np.ndarray | None = None) -> float:
     """Return the noise standard deviation in 8-bit levels, from the flattest parts of `region`.
 
-    The kernel below cancels any locally linear gradient, so in flat areas its output is noise alone;
-    the median absolute value of the flattest third of pixels, scaled for a Gaussian, gives sigma.
+    The kernel below cancels any locally linear gradient, so in flat areas its output is noise alone. The median
+    absolute value over the flattest third of pixels, scaled for a Gaussian, gives sigma. It reads about 0.7 of
+    the true sigma, because the flattest pixels are partly those where the noise happens to be low.
     """
     if region is not None:
         gray, region = _crop_to_region(gray, region, margin=4)
@@ -235,7 +236,7 @@ def blockiness(gray: np.ndarray) -> float:
     """Return how much more often the pixel steps peak on one 8-pixel grid phase than on the others (1 = no grid).
 
     JPEG codes 8×8 blocks independently, so compression leaves a step at every block edge that is larger than
-    the steps beside it; in natural detail such local peaks are spread evenly over all phases. Counting peaks
+    the steps beside it. In natural detail such local peaks are spread evenly over all phases. Counting peaks
     rather than summing steps keeps strong edges from drowning the grid. The strongest phase is taken in each
     direction, so a crop or an EXIF rotation does not matter, but resampling does: measure at the file's own scale.
     """
@@ -262,8 +263,9 @@ def head_pose(landmarks: np.ndarray) -> tuple[float, float, float]:
 
     Roll is the angle of the line through the iris centres in the image (positive: the subject's left eye,
     on the image right, sits lower). Yaw and pitch come from the normal of the plane spanned by the eye line
-    and the chin-to-forehead line in the mesh's 3D coordinates; yaw is positive when the face turns towards
-    the image right, pitch positive when the chin lifts.
+    and the chin-to-forehead line in the mesh's 3D coordinates. Yaw is positive when the face turns towards
+    the image right, and pitch is positive when the chin lifts. A frontal face reads a pitch of about -5°,
+    because the mesh puts the forehead point slightly behind the chin.
     """
     right_eye, left_eye = landmarks[RIGHT_IRIS_CENTER], landmarks[LEFT_IRIS_CENTER]
     roll = float(np.degrees(np.arctan2(left_eye[1] - right_eye[1], left_eye[0] - right_eye[0])))
@@ -295,12 +297,12 @@ def eye_openness(landmarks: np.ndarray) -> tuple[float, float]:
     )
 
 
-def mouth_measures(landmarks: np.ndarray, eye_distance: float) -> tuple[float, float]:
+def mouth_measures(landmarks: np.ndarray) -> tuple[float, float]:
     """Return (openness, smile): the inner lip gap over the mouth width, and how far the corners rise.
 
     The smile measure is the height of the mouth corners above the centre of the lips, as a share of the
-    mouth width, measured along the face's own vertical so a tilted head does not read as a smile; a
-    relaxed mouth gives about 0, a clear smile 0.1 or more.
+    mouth width. It is measured along the face's own vertical, so a tilted head does not read as a smile.
+    A relaxed mouth gives about 0, a clear smile 0.1 or more.
     """
     right_corner, left_corner = landmarks[MOUTH_RIGHT_CORNER, :2], landmarks[MOUTH_LEFT_CORNER, :2]
     upper, lower = landmarks[UPPER_LIP_INNER, :2], landmarks[LOWER_LIP_INNER, :2]

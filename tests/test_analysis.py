@@ -293,3 +293,25 @@ def test_dutch_catalog_covers_every_message():
 
     untranslated = [text for text in texts if dutch(text) == text]
     assert untranslated == []
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_original_crop_follows_exif_orientation(tmp_path, astronaut_rgb, orientation):
+    from PIL import Image
+
+    from pipeline.analysis import _OriginalCropReader
+
+    # Store the upright astronaut so that the EXIF orientation turns it upright again.
+    turn_back = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_270, 8: Image.Transpose.ROTATE_90}
+    store = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+    upright = Image.fromarray(astronaut_rgb[:, :400]).convert("L")
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"turned-{orientation}.png"
+    upright.transpose(store[orientation]).save(path, exif=exif)
+    region = (60, 150, 260, 300)
+
+    crop = _OriginalCropReader(str(path), orientation)(region)
+
+    expected = np.asarray(upright)[region[1] : region[3], region[0] : region[2]]
+    assert np.array_equal(np.asarray(Image.fromarray(crop).transpose(turn_back[orientation])), expected)

@@ -51,7 +51,7 @@ def write_session(folder: Path, rgb: np.ndarray, original: Path | None = None) -
     else:
         save("original.jpg", rgb)
     exif = Image.Exif()
-    exif[0x0112] = 6  # stored turned a quarter to the left; the tag says to turn it back to the right
+    exif[0x0112] = 6  # pixels stored a quarter turn to the left; orientation 6 turns them back to the right
     stored_turned = np.rot90(rgb, 1)
     paths = [
         folder / "original.jpg",
