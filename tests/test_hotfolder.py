@@ -422,10 +422,25 @@ def test_polling_observer_folder(make_bridge, folders):
     assert (output / "share" / "report.json").exists()
 
 
-def start_bridge_process(inbox: Path, output: Path, state: Path, delay_s: float = 0.0, log_file: Path | None = None) -> subprocess.Popen:
-    """Run a stand-alone bridge with the ThumbnailProcessor in a child process, so a test can kill -9 it."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--inbox", str(inbox), "--output", str(output), "--state", str(state), "--settle", str(SETTLE_S), "--delay", str(delay_s)]
+def start_bridge_process(
+    inbox: Path,
+    output: Path,
+    state: Path,
+    delay_s: float = 0.0,
+    log_file: Path | None = None,
+    settle_s: float = SETTLE_S,
+    daemon_home: Path | None = None,
+) -> subprocess.Popen:
+    """Run a stand-alone bridge in a child process, so a test can kill -9 it.
+
+    It processes with the ThumbnailProcessor, or through the daemon under
+    `daemon_home` when that is given.
+    """
+    command = [sys.executable, str(Path(__file__).resolve()), "--inbox", str(inbox), "--output", str(output), "--state", str(state), "--settle", str(settle_s), "--delay", str(delay_s)]
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    if daemon_home is not None:
+        command.append("--daemon")
+        environment["HEADSHOT_HOME"] = str(daemon_home)
     stream = open(log_file, "ab") if log_file else subprocess.DEVNULL
     return subprocess.Popen(command, env=environment, stdout=stream, stderr=stream)
 
@@ -557,11 +572,19 @@ def _run_bridge_process() -> None:
         parser.add_argument(name, required=True)
     parser.add_argument("--settle", type=float, default=SETTLE_S)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--daemon", action="store_true")
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(message)s")
+    if arguments.daemon:
+        from daemon.config import load_config
+        from plugins.lightroom_bridge.processors import DaemonProcessor
+
+        processor = DaemonProcessor.from_config(load_config())
+    else:
+        processor = ThumbnailProcessor(delay_s=arguments.delay)
     bridge = HotFolderBridge(
         [WatchedFolder(arguments.inbox, arguments.output)],
-        ThumbnailProcessor(delay_s=arguments.delay),
+        processor,
         state_dir=Path(arguments.state),
         settle_s=arguments.settle,
         rescan_s=5.0,
@@ -585,3 +608,20 @@ def test_write_preset_command(tmp_path):
     preset = (tmp_path / "presets" / "Headshot Studio.lrtemplate").read_text(encoding="utf-8")
     assert f'export_destinationPathPrefix = "{inbox}",' in preset
     assert 'format = "TIFF",' in preset
+
+
+def test_duplicate_of_failed_names_itself(make_bridge, folders):
+    inbox, _, _ = folders
+    processor = ThumbnailProcessor()
+    make_bridge(processor)
+    cut = jpeg_bytes(portrait(60))[:500]
+    (inbox / "first.jpg").write_bytes(cut)
+    assert wait_until(lambda: (inbox / "failed" / "first.jpg.error.txt").exists())
+    (inbox / "second.jpg").write_bytes(cut)
+
+    assert wait_until(lambda: (inbox / "failed" / "second.jpg.error.txt").exists())
+    first_reason = (inbox / "failed" / "first.jpg.error.txt").read_text()
+    second_reason = (inbox / "failed" / "second.jpg.error.txt").read_text()
+    assert first_reason.startswith("first.jpg is incomplete")
+    assert second_reason.startswith("second.jpg is incomplete")
+    assert processor.calls == []

@@ -31,6 +31,7 @@ register_messages(
     {
         "hotfolder_in_use": N_("{file} is already watched by another Headshot Studio process (process {pid}). Stop that one first, or choose another inbox."),
         "hotfolder_overlap": N_("The inbox {file} and the output folder {output} overlap. Choose two separate folders."),
+        "job_canceled": N_("Processing {file} was canceled before it finished. Put it back into the inbox to process it again."),
         "outputs_incomplete": N_("Processing {file} ended without writing {missing}. The log has the details: {log}."),
         "too_many_attempts": N_("{file} was tried {attempts} times and each attempt was cut off. The log has the details: {log}. Put the photo back into the inbox to try once more."),
     }
@@ -80,6 +81,18 @@ def folders_from_config(config) -> list[WatchedFolder]:
     if not config.hot_folders:
         return [WatchedFolder(default_inbox(), default_output(), options=dict(options))]
     return [WatchedFolder(entry.inbox, entry.output, polling=entry.polling, options=dict(options)) for entry in config.hot_folders]
+
+
+def start_in_daemon(config, address: str, token: str | None = None) -> "HotFolderBridge":
+    """Start the bridge inside the daemon's process, as a gRPC client of that daemon at `address`."""
+    from daemon.client import DaemonClient
+
+    from .processors import DaemonProcessor
+
+    processor = DaemonProcessor(lambda: DaemonClient(address, token))
+    bridge = HotFolderBridge(folders_from_config(config), processor, log_path=config.folders.log_file)
+    bridge.start()
+    return bridge
 
 
 @dataclass
@@ -138,6 +151,7 @@ class HotFolderBridge:
         self._claims = threading.Lock()  # makes "look up content, then claim it" one step across workers
         self._active_keys: set[tuple[Path, str]] = set()
         self._counts_lock = threading.Lock()
+        self._processor_back_at = 0.0  # monotonic time before which no entry is handed to an unavailable processor
         self._processing = 0
         self._completed = 0
         self._failed = 0
@@ -267,7 +281,7 @@ class HotFolderBridge:
                     added = tracker.scan()
                     if added:
                         log.info("hot folder %s: rescan found %d entries without events", tracker.inbox, added)
-            if not self._paused.is_set():
+            if not self._paused.is_set() and time.monotonic() >= self._processor_back_at:
                 for folder in self.folders:
                     for entry in self.trackers[folder.inbox].take_ready():
                         self._queue.put((folder, entry))
@@ -282,6 +296,9 @@ class HotFolderBridge:
             tracker = self.trackers[folder.inbox]
             if self._paused.is_set() or self._stopping.is_set():
                 tracker.release(entry)
+                continue
+            if time.monotonic() < self._processor_back_at:
+                tracker.release(entry, self.retry_after_s)
                 continue
             with self._counts_lock:
                 self._processing += 1
@@ -329,7 +346,7 @@ class HotFolderBridge:
                 log.info("hot folder %s: %s has the same content and options as %s, already processed into %s; filed as %s without processing", folder.inbox, entry.name, known.source_name, known.output_dir, target)
                 return 0.0
             if known is not None and known.state == FAILED:
-                error = _error_from_dict(known.error or {}, entry)
+                error = _error_from_dict(known.error or {}, folder.inbox, entry)
                 log.info("hot folder %s: %s has the same content and options as %s, which failed (%s); filed as failed without processing", folder.inbox, entry.name, known.source_name, error.code)
                 self._file_failed(folder, entry, error)
                 return 0.0
@@ -367,16 +384,18 @@ class HotFolderBridge:
             self.processor.process(frames, output_dir, self._request_options(folder))
             self._check_outputs(entry, output_dir)
         except HeadshotError as error:
+            _name_relative_to(folder.inbox, error)
             self.ledger.mark_failed(folder.inbox, content_key, _error_to_dict(error))
             _remove_if_empty(output_dir)
             self._file_failed(folder, entry, error)
             return 0.0
         except ProcessorUnavailable as error:
             self.ledger.forget_attempt(folder.inbox, content_key)
-            log.warning("hot folder %s: %s waits, the processor is unavailable (%s); trying again in %.0f s", folder.inbox, entry.name, error, self.retry_after_s)
+            self._note_processor_unavailable(folder, entry, error)
             return self.retry_after_s
 
         # 3. File the source.
+        self._note_processor_available()
         self.ledger.mark_completed(folder.inbox, content_key)
         if entry_signature(entry) != signature:
             log.warning("hot folder %s: %s changed while it was processed; its outputs in %s stay, and it is taken again", folder.inbox, entry.name, output_dir)
@@ -386,6 +405,21 @@ class HotFolderBridge:
             self._completed += 1
         log.info("hot folder %s: %s processed into %s in %.1f s; filed as %s", folder.inbox, entry.name, output_dir, time.monotonic() - started, target)
         return 0.0
+
+    def _note_processor_unavailable(self, folder: WatchedFolder, entry: Path, error: Exception) -> None:
+        """Hold back every entry for the retry time; log the first failure of an outage as a warning."""
+        with self._counts_lock:
+            first = self._processor_back_at == 0.0
+            self._processor_back_at = time.monotonic() + self.retry_after_s
+        level = logging.WARNING if first else logging.DEBUG
+        log.log(level, "hot folder %s: %s waits, the processor is unavailable (%s); trying again every %.1f s", folder.inbox, entry.name, error, self.retry_after_s)
+
+    def _note_processor_available(self) -> None:
+        with self._counts_lock:
+            was_unavailable = self._processor_back_at != 0.0
+            self._processor_back_at = 0.0
+        if was_unavailable:
+            log.info("hot folder: the processor is available again")
 
     def _request_options(self, folder: WatchedFolder) -> dict:
         options = {**folder.options, "origin": f"hotfolder:{folder.inbox}"}
@@ -415,6 +449,7 @@ class HotFolderBridge:
             raise HeadshotError("outputs_incomplete", entry.name, f"missing in {output_dir}: {missing}", missing=", ".join(missing), log=self.log_path)
 
     def _file_failed(self, folder: WatchedFolder, entry: Path, error: HeadshotError) -> None:
+        _name_relative_to(folder.inbox, error)
         target = file_as_failed(folder.inbox, entry, error, self.language)
         with self._counts_lock:
             self._failed += 1
@@ -436,16 +471,27 @@ def _remove_if_empty(folder: Path) -> None:
         pass
 
 
+def _name_relative_to(inbox: Path, error: HeadshotError) -> None:
+    """Name the file in an error relative to the inbox, because its inbox path is gone once it is filed."""
+    if error.path and Path(error.path).is_absolute() and inbox in Path(error.path).parents:
+        error.path = str(Path(error.path).relative_to(inbox))
+
+
 def _error_to_dict(error: HeadshotError) -> dict:
     return {"code": error.code, "path": error.path, "detail": error.detail, "params": error.params, "message": error.user_message()}
 
 
-def _error_from_dict(values: dict, entry: Path) -> HeadshotError:
-    """Rebuild a stored failure for a duplicate; a code this process does not know keeps its stored message."""
+def _error_from_dict(values: dict, inbox: Path, entry: Path) -> HeadshotError:
+    """Rebuild a stored failure for a duplicate, naming the duplicate (or its frame, for a session).
+
+    A code this process does not know keeps its stored message.
+    """
     code = values.get("code", "internal_error")
+    stored_path = Path(values.get("path") or entry.name)
+    path = entry.name if entry.is_file() else str(Path(entry.name, *stored_path.parts[1:]))
     if code in MESSAGES:
         try:
-            return HeadshotError(code, values.get("path") or entry.name, values.get("detail", ""), **values.get("params", {}))
-        except (TypeError, ValueError):
+            return HeadshotError(code, path, values.get("detail", ""), **values.get("params", {}))
+        except (TypeError, ValueError, KeyError):
             pass
-    return ReportedError(code, values.get("path") or entry.name, values.get("detail", ""), values.get("message", code))
+    return ReportedError(code, path, values.get("detail", ""), values.get("message", code))

@@ -11,6 +11,7 @@ import datetime
 import logging
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +23,10 @@ from .scanner import DONE_FOLDER, FAILED_FOLDER, sidecars_of
 log = logging.getLogger(__name__)
 
 PART_SUFFIX = ".part"
+# The daemon copies results into the output folder under `.NAME.<random>.partial`. Such a
+# file may belong to a copy still running after the bridge restarted, so only an old one goes.
+DAEMON_PARTIAL_SUFFIX = ".partial"
+DAEMON_PARTIAL_STALE_S = 600.0
 ERROR_REPORT_SUFFIX = ".error.txt"
 
 
@@ -70,14 +75,24 @@ def sync_folder(folder: Path) -> None:
 
 
 def remove_partial_files(folder: Path) -> int:
-    """Delete `.NAME.part` files that an interrupted attempt left in an output folder; return how many."""
+    """Delete the temporary files that interrupted attempts left in a folder; return how many.
+
+    The bridge's own `.NAME….part` files always go, because nothing else
+    writes them; the daemon's `.NAME….partial` files only when they are older
+    than DAEMON_PARTIAL_STALE_S.
+    """
     removed = 0
     try:
         entries = list(os.scandir(folder))
     except FileNotFoundError:
         return 0
+    stale_before = time.time() - DAEMON_PARTIAL_STALE_S
     for entry in entries:
-        if entry.name.startswith(".") and entry.name.endswith(PART_SUFFIX) and entry.is_file(follow_symlinks=False):
+        if not entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+            continue
+        ours = entry.name.endswith(PART_SUFFIX)
+        stale_daemon_copy = entry.name.endswith(DAEMON_PARTIAL_SUFFIX) and entry.stat(follow_symlinks=False).st_mtime < stale_before
+        if ours or stale_daemon_copy:
             Path(entry.path).unlink(missing_ok=True)
             removed += 1
     return removed

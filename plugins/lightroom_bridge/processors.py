@@ -123,3 +123,91 @@ class InProcessProcessor:
             run_job(request, out_dir, should_stop=self._should_stop)
         except JobCanceled as error:
             raise ProcessorUnavailable("stopped while processing") from error
+
+
+# Daemon error codes and gRPC statuses after which the same job may succeed later.
+TRANSIENT_DAEMON_CODES = frozenset({"daemon_not_running", "daemon_unreachable", "watch_ended", "queue_full"})
+TRANSIENT_RPC_STATUSES = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "CANCELLED", "ABORTED"})
+
+
+class DaemonProcessor:
+    """Queues each session on the running daemon by path, with `output_dir` set, and watches it to the end.
+
+    The daemon copies every result (variants, report.json, contact-sheet.jpg)
+    into the output folder atomically before it reports the job completed. After
+    a restart of the daemon or the bridge, a job the daemon already has for the
+    same frames and folder (queued, running or finished) is watched again
+    instead of queueing a second one.
+    """
+
+    def __init__(self, connect: Callable[[], object]):
+        self._connect = connect
+        self._client = None
+
+    @classmethod
+    def from_config(cls, config) -> "DaemonProcessor":
+        from daemon.client import DaemonClient
+
+        return cls(lambda: DaemonClient.connect(config.folders))
+
+    def process(self, frames: list[Path], out_dir: Path, request_options: dict) -> None:
+        from daemon.client import DaemonError
+        from daemon.convert import event_kind
+        from pipeline.request import JobRequest
+
+        request = JobRequest.from_dict({**request_options, "frames": [str(Path(frame).absolute()) for frame in frames]})
+        try:
+            client = self._client_or_connect()
+            job_id = self._known_job(client, request, out_dir)
+            if job_id:
+                log.info("hot folder: following daemon job %s again for %s", job_id, out_dir.name)
+            else:
+                job_id = client.submit(request, out_dir).job_id
+                log.info("hot folder: queued daemon job %s for %s", job_id, out_dir.name)
+            final = client.wait(job_id)
+        except DaemonError as error:
+            self._close_client()
+            status = error.status.name if error.status is not None else ""
+            if error.code in TRANSIENT_DAEMON_CODES or status in TRANSIENT_RPC_STATUSES:
+                raise ProcessorUnavailable(f"{error.code}: {error.detail or error.message}") from error
+            raise ReportedError(error.code, error.file or frames[0].name, error.detail, error.message) from error
+
+        kind = event_kind(final)
+        if kind == "failed":
+            raise ReportedError(final.failed.code, frames[0].name, final.failed.detail, final.failed.message)
+        if kind == "canceled":
+            raise HeadshotError("job_canceled", frames[0].name, f"daemon job {job_id} was canceled")
+
+    def _client_or_connect(self):
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    def _close_client(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # a channel to a dead daemon may fail to close; it is dropped either way
+                log.debug("hot folder: closing the daemon client failed", exc_info=True)
+            self._client = None
+
+    @staticmethod
+    def _known_job(client, request, out_dir: Path) -> str | None:
+        """Return the newest job, not canceled, with the same origin, frames and output folder, if any.
+
+        The output folder belongs to one content (the ledger hands it out), so a
+        job that wrote into it was made from the same frames as this request.
+        """
+        from protos.headshot.v1 import headshot_pb2 as pb
+
+        states = [pb.JOB_STATE_PENDING, pb.JOB_STATE_IN_PROGRESS, pb.JOB_STATE_COMPLETED, pb.JOB_STATE_FAILED]
+        known = client.jobs(states=states, origin=request.origin)
+        for job in sorted(known, key=lambda status: status.created.ToNanoseconds(), reverse=True):
+            same_frames = list(job.request.frames) == list(request.frames)
+            same_folder = job.request.output_dir == str(out_dir)
+            if same_frames and same_folder:
+                return job.job_id
+        return None
+
+    def close(self) -> None:
+        self._close_client()
