@@ -1,7 +1,7 @@
 """Colour management for the photographer's files: ICC profiles in, sRGB for measuring, and back out.
 
 Transforms run through LittleCMS (Pillow's ImageCms) with relative colorimetric
-intent and black point compensation, the defaults a retoucher knows from Photoshop.
+intent and black point compensation, the defaults of Photoshop's colour settings.
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ def profile_description(icc_profile: bytes | None) -> str:
 def is_srgb(icc_profile: bytes | None) -> bool:
     """Tell whether pixels tagged with this profile can be taken as sRGB without a transform.
 
-    Untagged pixels count as sRGB (the convention of browsers and cameras), and so
-    does any profile whose description starts with "sRGB": the sRGB IEC61966-2.1
-    profiles that cameras and Lightroom embed differ from each other by far less
-    than one 8-bit step.
+    Untagged pixels count as sRGB, which is the convention of browsers and
+    cameras. So does any profile whose description starts with "sRGB", because
+    the sRGB IEC61966-2.1 profiles that cameras and Lightroom embed describe the
+    same colour space.
     """
     if not icc_profile or icc_profile == srgb_profile():
         return True

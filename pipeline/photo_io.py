@@ -115,7 +115,7 @@ _EIGHT_BIT_FORMATS = ("jpeg", "webp", "heic")
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1", b"mif2"}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# A JPEG APP1 segment holds at most 65535 bytes, less the length field and the XMP namespace header.
+# A JPEG APP1 segment contains at most 65535 bytes, less the length field and the XMP namespace header.
 _JPEG_XMP_LIMIT = 65_502
 
 _ORIENTATION_TAG = 0x0112
@@ -126,7 +126,7 @@ _EXIF_HEADER = b"Exif\x00\x00"
 
 @dataclass
 class PhotoInfo:
-    """What a file's header tells about the photo; reading it decodes no pixels.
+    """The facts a file's header gives about a photo, read without decoding pixels.
 
     `width` and `height` are after the EXIF orientation is applied. `exif` is the
     EXIF block as a JPEG APP1 segment carries it ("Exif\\0\\0" and a TIFF
@@ -199,11 +199,12 @@ def read_photo(path: str | os.PathLike, max_pixels: int | None = None) -> Photo:
 def read_preview(path: str | os.PathLike, max_side: int = 1600, max_pixels: int | None = None) -> Preview:
     """Decode a small upright sRGB copy of a photo, fast enough to analyse every frame of a session.
 
-    JPEGs are decoded at 1/2, 1/4 or 1/8 size by DCT scaling, picking the
-    smallest size whose long side is still at least 3/4 of `max_side`, so the
-    preview's long side lies between 3/4 of `max_side` and `max_side` (or is the
-    original's, when that is smaller). It is never enlarged. Other formats are
-    decoded in full and reduced. The ICC transform to sRGB runs on the small image.
+    JPEGs are decoded at 1/2, 1/4 or 1/8 size by DCT scaling. The smallest size
+    whose long side is still at least 3/4 of `max_side` is chosen. So the
+    preview's long side lies between 3/4 of `max_side` and `max_side`, or is the
+    original's when that is smaller, and the preview is never enlarged. Other
+    formats are decoded in full and reduced. The ICC transform to sRGB runs on
+    the small image.
     """
     path = Path(path)
     if max_side < 1:
@@ -416,8 +417,8 @@ def _megapixels(pixel_count: int) -> str:
 
 
 def _raise_pillow_pixel_limit(limit: int) -> None:
-    # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; the
-    # limit only ever goes up here, so other callers keep at least their guard.
+    # Pillow warns above MAX_IMAGE_PIXELS and raises above twice that. The limit
+    # only ever goes up here, so other callers keep at least their own guard.
     if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < limit:
         Image.MAX_IMAGE_PIXELS = limit
 
@@ -456,7 +457,7 @@ def _photo_info(path: Path, image_format: str, image: Image.Image, head: bytes) 
         exif = _normalized_exif(image.info.get("exif"))
         iptc = _jpeg_iptc(image) if image_format == "jpeg" else None
 
-    # 3. Orientation; libheif turns HEIC images itself and reports the original value.
+    # 3. Orientation. libheif turns HEIC images itself and reports the original value.
     if image_format == "heic":
         orientation = int(image.info.get("original_orientation") or 1)
     elif image_format == "tiff":
@@ -654,23 +655,14 @@ def _decode_8bit(path: Path, info: PhotoInfo, image: Image.Image) -> tuple[np.nd
         raise _decode_error(path, error) from error
 
     # 2. Split off alpha, and bring palette and odd modes to RGB, L or CMYK.
-    alpha = None
-    icc_profile = info.icc_profile
-    if image.mode == "CMYK" and info.format == "jpeg" and "adobe" not in image.info:
-        # Pillow stores CMYK JPEG data inverted, as Adobe's files are; a file
-        # without Adobe's APP14 marker stores plain CMYK, so undo the inversion.
-        # NOTE: the polarity of CMYK JPEGs without APP14 is a convention, not a standard.
-        image = ImageChops.invert(image)
-    if info.has_alpha:
-        rgba = image.convert("RGBA") if image.mode not in ("LA", "La") else image.convert("LA")
-        alpha = np.asarray(rgba.getchannel("A"))
-        image = rgba.convert("L") if rgba.mode == "LA" else rgba.convert("RGB")
-    elif image.mode in ("1", "P", "I;16", "I;16B", "I;16L", "I", "F"):
-        image = image.convert("L" if image.mode in ("1", "I;16", "I;16B", "I;16L", "I", "F") else "RGB")
-    elif image.mode not in ("RGB", "L", "CMYK"):
-        image = image.convert("RGB")
+    try:
+        image, alpha = _split_alpha_and_simplify(info, image)
+    except ValueError as error:
+        raise HeadshotError("unsupported_format", path, f"Pillow cannot convert {image.mode}: {error}",
+                            format=f"{info.format.upper()} {image.mode}") from error
 
     # 3. Colour: CMYK and grey go to sRGB through their profile; RGB keeps its own.
+    icc_profile = info.icc_profile
     if image.mode in ("CMYK", "L"):
         with_profile = profile_color_space(icc_profile) in ("CMYK", "GRAY")
         image = convert_to_srgb(image, icc_profile)
@@ -680,6 +672,25 @@ def _decode_8bit(path: Path, info: PhotoInfo, image: Image.Image) -> tuple[np.nd
         icc_profile = None
     upright = info.format == "heic" or (info.format == "tiff" and _decoder_turns_tiff("pillow"))
     return np.asarray(image), alpha, icc_profile, upright
+
+
+def _split_alpha_and_simplify(info: PhotoInfo, image: Image.Image) -> tuple[Image.Image, np.ndarray | None]:
+    """Return the image as 'RGB', 'L' or 'CMYK' and its alpha channel (or None)."""
+    alpha = None
+    if image.mode == "CMYK" and info.format == "jpeg" and "adobe" not in image.info:
+        # Pillow decodes every CMYK JPEG as inverted, which is Adobe's convention.
+        # A file without Adobe's APP14 marker stores plain CMYK, so undo the inversion.
+        # NOTE: the polarity of CMYK JPEGs without APP14 is a convention, not a standard.
+        image = ImageChops.invert(image)
+    if info.has_alpha:
+        rgba = image.convert("RGBA") if image.mode not in ("LA", "La") else image.convert("LA")
+        alpha = np.asarray(rgba.getchannel("A"))
+        image = rgba.convert("L") if rgba.mode == "LA" else rgba.convert("RGB")
+    elif image.mode == "1":
+        image = image.convert("L")
+    elif image.mode not in ("RGB", "L", "CMYK"):
+        image = image.convert("RGB")
+    return image, alpha
 
 
 def _decode_16bit(path: Path, info: PhotoInfo, image: Image.Image) -> tuple[np.ndarray, np.ndarray | None, bytes | None, bool]:
@@ -703,7 +714,7 @@ def _decode_16bit(path: Path, info: PhotoInfo, image: Image.Image) -> tuple[np.n
     width, height = (info.width, info.height) if upright else _stored_size(info.format, image)
     if decoded is None or decoded.dtype != np.uint16 or decoded.shape[:2] != (height, width):
         got = "nothing" if decoded is None else f"{decoded.dtype} {decoded.shape}"
-        raise HeadshotError("file_damaged", path, f"OpenCV decoded {got}, header says {width}x{height} 16-bit")
+        raise HeadshotError("file_damaged", path, f"OpenCV returned {got}, expected {width}x{height} 16-bit from the header")
 
     # 3. Channels to RGB plus alpha.
     alpha = None
@@ -833,13 +844,18 @@ def write_photo(
                               "unknown IPTC digital source type")
 
     # 2. Never replace a source photo.
-    _refuse_overwriting_inputs(target, inputs, like)
+    _reject_overwriting_inputs(target, inputs, like)
 
     # 3. Metadata for the new file.
+    # NOTE: the source's IPTC-IIM records are not written; XMP carries the IPTC Core fields Lightroom writes.
     write_cmyk = format == "same" and image_format == "jpeg" and like is not None and like.mode == "CMYK"
     profile = _output_profile(icc_profile, like)
-    exif_block = _output_exif(exif if exif is not None else (like.exif if like else None), pixels.shape)
-    packet = merge_xmp(xmp if xmp is not None else (like.xmp if like else None), digital_source_type)
+    if exif is None and like is not None:
+        exif = like.exif
+    if xmp is None and like is not None:
+        xmp = like.xmp
+    exif_block = _output_exif(exif, pixels.shape)
+    packet = merge_xmp(xmp, digital_source_type)
     metadata = _Metadata(icc_profile=profile, exif=exif_block, xmp=packet)
 
     # 4. Pixels at the output bit depth.
@@ -922,7 +938,7 @@ def _checked_pixels(target: Path, pixels, alpha) -> tuple[np.ndarray, np.ndarray
     return np.ascontiguousarray(pixels), np.ascontiguousarray(alpha)
 
 
-def _refuse_overwriting_inputs(target: Path, inputs: Iterable, like: PhotoInfo | None) -> None:
+def _reject_overwriting_inputs(target: Path, inputs: Iterable, like: PhotoInfo | None) -> None:
     sources = [item.path if isinstance(item, PhotoInfo) else Path(item) for item in inputs]
     if like is not None:
         sources.append(like.path)
@@ -1093,7 +1109,7 @@ def _png_with_metadata(png: bytes, icc_profile: bytes | None, exif_tiff: bytes |
     if xmp:
         added.append(_png_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + xmp))
 
-    # Keep the encoder's other chunks; an sRGB or gAMA chunk would contradict the profile.
+    # Keep the encoder's other chunks, except an sRGB or gAMA chunk that would contradict the profile.
     replaced = {b"iCCP", b"sRGB", b"gAMA", b"cHRM", b"eXIf", b"iTXt"} if icc_profile else {b"eXIf", b"iTXt"}
     kept = []
     position = ihdr_end
@@ -1114,7 +1130,7 @@ def _tiff_encoder(pixels, alpha, metadata: _Metadata):
         if metadata.icc_profile:
             extratags.append((34675, "B", len(metadata.icc_profile), metadata.icc_profile, True))
         extratags.append((700, "B", len(metadata.xmp), metadata.xmp, True))
-        # The EXIF sub-directories are not written; the base tags carry the essentials.
+        # NOTE: tifffile writes no EXIF sub-directory, so exposure, lens and capture-time tags are not carried over.
         for tag in (271, 272, 306, 315, 33432, 270):
             value = tags.get(tag)
             if isinstance(value, bytes):

@@ -527,6 +527,19 @@ def test_orientation_applied_on_16bit_tiff(tmp_path):
     assert red_corner(photo.pixels) == "bottom-left"
 
 
+def test_orientation_applied_on_8bit_tiff(tmp_path):
+    # Pillow 13 turns TIFFs itself while decoding; the pixels must not be turned twice.
+    source = tmp_path / "o6.tif"
+    Image.fromarray(marked_frame()).save(source, compression="tiff_lzw", tiffinfo={274: 6})
+
+    info = probe(source)
+    photo = read_photo(source)
+
+    assert info.orientation == 6
+    assert (info.height, info.width) == (90, 60)
+    assert red_corner(photo.pixels) == "top-right"
+
+
 @pytest.mark.parametrize(("image_format", "depth"), ALL_OUTPUTS)
 def test_write_resets_orientation(tmp_path, image_format, depth):
     source = tmp_path / "o6.jpg"
@@ -795,6 +808,48 @@ def test_huge_header_refused_without_allocating(tmp_path):
         assert "100000×100000" in raised.value.user_message()
 
     assert process.memory_info().rss - before < 50 * 2**20
+
+
+def minimal_tiff_header(path: Path, width: int, height: int) -> Path:
+    """A little-endian 8-bit RGB TIFF directory whose single strip lies beyond the end of the file."""
+    entries = [
+        (256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 2),
+        (273, 4, 1, 4096), (277, 3, 1, 3), (278, 4, 1, height), (279, 4, 1, width * height * 3),
+    ]  # fmt: skip
+    directory = struct.pack("<H", len(entries))
+    for tag, field_type, count, value in entries:
+        packed = struct.pack("<HI", value, 0)[:4] if field_type == 3 else struct.pack("<I", value)
+        directory += struct.pack("<HHI", tag, field_type, count) + packed
+    path.write_bytes(b"II*\x00" + struct.pack("<I", 8) + directory + struct.pack("<I", 0))
+    return path
+
+
+def test_header_above_pillow_guard_accepted(tmp_path):
+    # 196 megapixels: above Pillow's default refusal (2 x 89.5 MP), below DEFAULT_MAX_PIXELS.
+    source = minimal_tiff_header(tmp_path / "medium-format.tif", 14_000, 14_000)
+    process = psutil.Process()
+    before = process.memory_info().rss
+
+    info = probe(source)
+    with pytest.raises(HeadshotError) as raised:
+        read_photo(source)
+
+    assert (info.width, info.height) == (14_000, 14_000)
+    assert raised.value.code == "file_truncated"
+    assert process.memory_info().rss - before < 50 * 2**20
+
+
+def test_palette_png_transparency_becomes_alpha(tmp_path, portrait):
+    source = tmp_path / "palette.png"
+    palette_image = Image.fromarray(portrait).quantize(16)
+    palette_image.info["transparency"] = 0
+    palette_image.save(source, transparency=0)
+
+    photo = read_photo(source)
+    indices = np.asarray(palette_image)
+
+    assert photo.info.has_alpha
+    assert np.array_equal(photo.alpha == 0, indices == 0)
 
 
 def test_max_pixels_applies_per_call(tmp_path, portrait):
