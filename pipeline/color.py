@@ -85,24 +85,23 @@ def to_srgb8(pixels: np.ndarray, icc_profile: bytes | None) -> np.ndarray:
 
 
 def srgb_color_in_profile(rgb: tuple[int, int, int], icc_profile: bytes | None) -> tuple[float, float, float]:
-    """Return the values (0..1) that an 8-bit sRGB colour has in an RGB profile, e.g. a backdrop colour for an Adobe RGB file.
+    """Return the values (0..1) that an sRGB colour has in an RGB profile, e.g. a backdrop colour for an Adobe RGB file.
 
-    Pillow's LittleCMS binding transforms 8-bit images only, so the result is
-    precise to 1/255. Raises ValueError for a profile that is not an RGB profile.
+    `rgb` is three integers 0..255, or three floats 0..1 (a colour given as floats
+    is read on the 0..1 scale). Pillow's LittleCMS binding transforms 8-bit images
+    only, so the result is precise to 1/255. Raises ValueError for a component out
+    of range or a profile that is not an RGB profile.
     """
-    red, green, blue = (int(value) for value in rgb)
-    for value in (red, green, blue):
-        if not 0 <= value <= 255:
-            raise ValueError(f"sRGB colour components must be 0..255, got {rgb!r}")
+    fractions = _srgb_fractions(rgb)
     if is_srgb(icc_profile):
-        return (red / 255, green / 255, blue / 255)
+        return fractions
     if profile_color_space(icc_profile) != "RGB":
         raise ValueError(f"the target profile is not an RGB profile ({profile_color_space(icc_profile)})")
 
     transform = _transform(None, icc_profile, "RGB", "RGB")
     if transform is None:
-        return (red / 255, green / 255, blue / 255)
-    swatch = Image.new("RGB", (1, 1), (red, green, blue))
+        return fractions
+    swatch = Image.new("RGB", (1, 1), tuple(round(value * 255) for value in fractions))
     converted = ImageCms.applyTransform(swatch, transform).getpixel((0, 0))
     return tuple(channel / 255 for channel in converted)
 
@@ -134,6 +133,20 @@ def convert_srgb_to_cmyk(image: Image.Image, cmyk_profile: bytes | None, source_
 
 
 _COLOR_SPACE_OF_MODE = {"RGB": "RGB", "CMYK": "CMYK", "L": "GRAY"}
+
+
+def _srgb_fractions(rgb) -> tuple[float, float, float]:
+    """Return an sRGB colour given as integers 0..255 or floats 0..1 as floats 0..1."""
+    components = tuple(rgb)
+    if len(components) != 3:
+        raise ValueError(f"an sRGB colour has three components, got {rgb!r}")
+    if any(isinstance(value, (float, np.floating)) for value in components):
+        if not all(0.0 <= float(value) <= 1.0 for value in components):
+            raise ValueError(f"sRGB colour components given as floats must be 0..1, got {rgb!r}")
+        return tuple(float(value) for value in components)
+    if not all(0 <= int(value) <= 255 for value in components):
+        raise ValueError(f"sRGB colour components must be 0..255, got {rgb!r}")
+    return tuple(int(value) / 255 for value in components)
 
 
 def _load_profile(icc_profile: bytes) -> ImageCms.ImageCmsProfile | None:

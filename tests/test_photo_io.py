@@ -373,6 +373,16 @@ def test_srgb_color_without_profile_is_unchanged():
     assert srgb_color_in_profile((255, 128, 0), None) == (1.0, 128 / 255, 0.0)
 
 
+def test_srgb_color_accepts_fractions():
+    as_integers = srgb_color_in_profile((200, 60, 40), DISPLAY_P3)
+    as_fractions = srgb_color_in_profile((200 / 255, 60 / 255, 40 / 255), DISPLAY_P3)
+    assert as_fractions == as_integers
+    with pytest.raises(ValueError):
+        srgb_color_in_profile((1.5, 0.0, 0.0), DISPLAY_P3)
+    with pytest.raises(ValueError):
+        srgb_color_in_profile((256, 0, 0), DISPLAY_P3)
+
+
 def test_to_srgb8_inverts_srgb_color_in_profile():
     colour = (200, 60, 40)
     in_profile = srgb_color_in_profile(colour, DISPLAY_P3)
