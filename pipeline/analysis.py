@@ -410,7 +410,7 @@ def _box_sharpness(gray: np.ndarray, face: Face) -> float | None:
     factor = min(1.0, measures.SHARPNESS_EYE_DISTANCE / max(face.eye_distance, 1.0))
     if factor < 1.0:
         crop = cv2.resize(crop, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-    return measures.octave_detail_ratio(crop)
+    return measures.octave_detail_ratio(crop, rounding_noise=factor)
 
 
 def _center(box) -> tuple[float, float]:

@@ -6,6 +6,7 @@ Every function here works on arrays and landmarks and returns plain numbers; jud
 
 from __future__ import annotations
 
+import math
 import threading
 
 import cv2
@@ -44,7 +45,11 @@ LEFT_EYE_LIDS = [(385, 380), (387, 373)]
 
 # Sharpness is measured on the face scaled so the eyes are this far apart (never enlarged), so a face
 # photographed at 24 megapixels and the same face at 1 megapixel give the same figure.
-SHARPNESS_EYE_DISTANCE = 64.0
+SHARPNESS_EYE_DISTANCE = 80.0
+
+# 98th percentile of |Laplacian| (3×3, centre -4) of uniform 8-bit rounding noise: sigma 1/sqrt(12) times the
+# kernel's gain sqrt(20), times 2.33 for the 98th percentile of a normal distribution.
+ROUNDING_LAPLACIAN_P98 = 2.33 * math.sqrt(20.0 / 12.0)
 
 # Share of the distance from chin to the top forehead point (mesh point 10) that the skull rises above
 # that point: a typical head measures about 23 cm chin to crown and 18 cm chin to upper forehead.
@@ -118,18 +123,22 @@ def face_crop_box(landmarks: np.ndarray, shape: tuple[int, int]) -> tuple[int, i
     return max(0, x0), max(0, y0), min(width, x1 + 1), min(height, y1 + 1)
 
 
-def octave_detail_ratio(gray: np.ndarray) -> float:
+def octave_detail_ratio(gray: np.ndarray, rounding_noise: float = 1.0) -> float:
     """Return the strong detail (98th percentile of |Laplacian|) at full scale over that at half scale.
 
     Natural detail has about the same contrast at neighbouring scales, so a sharp crop gives about 0.5–0.7
     whatever the face and lighting. Blur removes the finest octave first, and the ratio falls towards 0.3.
     The percentile follows the strongest edges (lashes, iris rim, lip line), so film grain and sensor noise
-    move it far less than a mean would.
+    move it far less than a mean would. `rounding_noise` is the standard deviation of 8-bit rounding left in
+    `gray`, in levels of 1/sqrt(12) (1 for a crop at its file's scale, less after averaging down). Its share is
+    taken out in quadrature, because on a very blurred face it is all the fine octave contains.
     """
     gray = gray.astype(np.float32)
     fine = float(np.percentile(np.abs(cv2.Laplacian(gray, cv2.CV_32F)), 98))
     half = cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
     coarse = float(np.percentile(np.abs(cv2.Laplacian(half, cv2.CV_32F)), 98))
+    fine = math.sqrt(max(0.0, fine**2 - (ROUNDING_LAPLACIAN_P98 * rounding_noise) ** 2))
+    coarse = math.sqrt(max(0.0, coarse**2 - (ROUNDING_LAPLACIAN_P98 * rounding_noise / 2) ** 2))
     return fine / coarse if coarse > 1e-6 else 0.0
 
 
@@ -142,7 +151,7 @@ def face_sharpness(gray: np.ndarray, landmarks: np.ndarray, eye_distance: float)
     factor = min(1.0, SHARPNESS_EYE_DISTANCE / max(eye_distance, 1.0))
     if factor < 1.0:
         crop = cv2.resize(crop, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-    return octave_detail_ratio(crop)
+    return octave_detail_ratio(crop, rounding_noise=factor)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from .i18n import N_, current_language, gettext_for
 
-# Face detail ratio (see analysis_measures.octave_detail_ratio): sharp faces measure 0.5–0.7, a face blurred by
-# a Gaussian of about 1 pixel at 64 pixels between the eyes (a visibly soft print) measures 0.35 or less.
+# Face detail ratio (see analysis_measures.octave_detail_ratio): sharp faces measure 0.5–0.7. A face blurred by
+# a Gaussian of about 1 pixel at 80 pixels between the eyes (a visibly soft print) measures 0.36 or less.
 DETAIL_BLURRED = 0.42
 DETAIL_CRISP = 0.55
 DETAIL_SCALE = (0.30, 0.60)  # mapped to sharpness 0..100
