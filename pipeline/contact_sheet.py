@@ -33,9 +33,9 @@ JPEG_QUALITY = 90
 
 @dataclass
 class Thumbnail:
-    """One variant on the sheet: its picture (uint8 sRGB) and the three lines under it."""
+    """One variant on the sheet: its picture (uint8 sRGB, filled in once the file is written) and the lines under it."""
 
-    pixels: np.ndarray
+    pixels: np.ndarray | None
     name: str  # the file name
     styles: str  # backdrop, light and crop in the reader's language
     score: str  # e.g. "Score 87/100 · rank 1"

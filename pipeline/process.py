@@ -273,30 +273,34 @@ class _Job:
     # -- one frame ----------------------------------------------------------------
 
     def _render_frame(self, pool: ThreadPoolExecutor, analysis, rank: int) -> dict:
-        from .photo_io import read_photo
+        from .photo_io import probe
 
         frame = str(analysis.path)
         settings_by_preset = _retouch_settings(self.request)
-
-        # 1. Decode the frame once, in its own colour space and bit depth.
-        self._check_stop()
-        self._stage_started(Stage.reading, frame)
-        started = time.perf_counter()
-        photo = read_photo(frame)
-        height, width = photo.pixels.shape[:2]
-        faces = list(_analysis_faces(analysis))
+        faces = _analysis_faces(analysis)
         if not faces:
             raise HeadshotError("frame_without_face", frame, "the analysis found no face in a selected frame")
         main_face = faces[0]
-        self._log_stage(frame, Stage.reading, started, f"{width}x{height} {photo.info.format} {photo.info.bit_depth}-bit")
 
-        # 2. Plan every crop on the analysed face, then cut the region they share.
-        crop_names = sorted({variant.crop for variant in self.variants}, key=[v.crop for v in self.variants].index)
+        # 1. Plan every crop on the analysed face, in frame pixels, and the region they share.
+        self._check_stop()
+        self._stage_started(Stage.reading, frame)
+        started = time.perf_counter()
+        info = probe(frame)
+        width, height = info.width, info.height
+        crop_names = list(dict.fromkeys(variant.crop for variant in self.variants))
         plans = {name: _plan_crop(name, main_face, width, height) for name in crop_names if name != AS_SHOT}
         region = CropRegion.around(plans.values(), width, height, keep_full_frame=AS_SHOT in crop_names)
-        image = to_tensor(region.cut(photo.pixels))
+
+        # 2. Decode the frame once, at the resolution the region needs, and cut the region.
+        photo, decoded_scale = _decode_for_region(frame, info, region)
+        image = to_tensor(region.cut(photo.pixels, decoded_scale))
         region_faces = [region.face(face) for face in faces]
-        log.info("job %s frame %s: region %s at scale %.3f", self.job_id, Path(frame).name, region.box, region.scale_x)
+        photo = replace(photo, pixels=None)
+        self._log_stage(
+            frame, Stage.reading, started,
+            f"{width}x{height} {info.format} {info.bit_depth}-bit, decoded at {decoded_scale:.3f}, region {region.box} at {region.scale_x:.3f}",
+        )
 
         # 3. The person matte, once per frame, when any variant changes the backdrop or the light.
         matte = None
@@ -381,8 +385,7 @@ class _Job:
             del foreground, lit
 
     def _queue_variant(self, pool: ThreadPoolExecutor, context: "_FrameContext", variant: VariantSpec, composed: torch.Tensor) -> None:
-        from .contact_sheet import Thumbnail, make_thumbnail
-        from .photo_io import write_photo
+        from .contact_sheet import Thumbnail
 
         # 1. Cut the crop out of the region; the as-shot crop is the frame itself, pixel for pixel.
         if variant.crop == AS_SHOT:
@@ -390,42 +393,30 @@ class _Job:
         else:
             cropped = _apply_crop(composed, context.region.plan(context.plans[variant.crop]))
 
-        # 2. Convert to the output's format and bit depth.
+        # 2. Name the file; convert, encode and make the thumbnail in the pool.
         info = context.photo.info
         output_format = _output_format(info, self.request.output_format)
         bit_depth = _output_bit_depth(info, self.request.bit_depth, output_format, context.frame)
-        pixels = to_pixels(cropped, bit_depth)
-        del cropped
         alpha = context.photo.alpha if (variant.crop == AS_SHOT and variant.backdrop == AS_SHOT) else None
-
-        # 3. Name the file and hand it to the encoder.
         path = self.output_dir / variant_file_name(context.stem, variant, _extension(context.frame, output_format))
         self._stage_started(Stage.writing, context.frame)
         future = pool.submit(
-            _write_variant,
-            write_photo,
-            path,
-            pixels,
-            alpha,
-            info,
-            output_format,
-            bit_depth,
-            context.photo.icc_profile,
-            tuple(self.request.frames),
-            self.request.jpeg_quality,
+            _encode_variant, path, cropped, alpha, info, output_format, bit_depth,
+            context.photo.icc_profile, tuple(self.request.frames), self.request.jpeg_quality,
         )
-        recipe = self._recipe(context, variant, output_format, bit_depth)
+
+        # 3. Record the recipe and the thumbnail's label while the pool works.
         result = VariantResult(
             variant_id=f"{context.stem}_{variant.retouch}_{_safe_part(variant.backdrop)}_{_safe_part(variant.light)}_{_safe_part(variant.crop)}",
             path=path,
             frame=context.frame,
-            recipe=recipe,
-            width=int(pixels.shape[1]),
-            height=int(pixels.shape[0]),
+            recipe=self._recipe(context, variant, output_format, bit_depth),
+            width=int(cropped.shape[2]),
+            height=int(cropped.shape[1]),
             score=float(context.analysis.score),
         )
         thumbnail = Thumbnail(
-            pixels=make_thumbnail(pixels, context.photo.icc_profile),
+            pixels=None,
             name=path.name,
             styles=" · ".join(
                 display_name(kind, name, self.language)
@@ -442,7 +433,7 @@ class _Job:
             if not wait and not future.done():
                 still_pending.append((future, variant, result, thumbnail))
                 continue
-            result.path = future.result()
+            result.path, thumbnail.pixels = future.result()
             self.finished.append(_FinishedVariant(variant, result, thumbnail))
             self.rendered += 1
             self._emit(JobEvent(EventKind.variant_ready, stage=Stage.writing, frame=result.frame, score=result.score, variant=result))
@@ -459,7 +450,7 @@ class _Job:
             "makeup": self.request.makeup if variant.retouch != "off" else "none",
             "backdrop": variant.backdrop,
             "light": {"name": variant.light, "strength": 1.0},
-            "crop": _crop_recipe(variant.crop, context.plans.get(variant.crop), context.photo.pixels.shape),
+            "crop": _crop_recipe(variant.crop, context.plans.get(variant.crop), (context.photo.info.height, context.photo.info.width)),
             "output": {
                 "format": output_format,
                 "bit_depth": bit_depth,
@@ -469,8 +460,8 @@ class _Job:
             "source": {
                 "file": context.frame,
                 "sha256": context.source_sha256,
-                "width": int(context.photo.pixels.shape[1]),
-                "height": int(context.photo.pixels.shape[0]),
+                "width": context.photo.info.width,
+                "height": context.photo.info.height,
                 "face_box": [round(float(value), 2) for value in context.main_face.box],
             },
         }
@@ -645,11 +636,17 @@ class CropRegion:
         height = max(1, round((bottom - top) * scale))
         return cls(left, top, right, bottom, frame_width, frame_height, width, height)
 
-    def cut(self, pixels: np.ndarray) -> np.ndarray:
-        """Cut the region out of (H, W, 3) pixels, repeating edge pixels where it reaches past the frame, and scale it."""
+    def cut(self, pixels: np.ndarray, pixels_scale: float = 1.0) -> np.ndarray:
+        """Cut the region out of (H, W, 3) pixels, repeating edge pixels where it reaches past the frame, and scale it.
+
+        `pixels_scale` is the pixels' size relative to the frame (below 1 for a reduced decode); the cut
+        is then placed to the nearest decoded pixel.
+        """
+        left, top = round(self.left * pixels_scale), round(self.top * pixels_scale)
+        right, bottom = round(self.right * pixels_scale), round(self.bottom * pixels_scale)
         frame_height, frame_width = pixels.shape[:2]
-        inside = pixels[max(0, self.top) : min(frame_height, self.bottom), max(0, self.left) : min(frame_width, self.right)]
-        padding = (max(0, -self.top), max(0, self.bottom - frame_height), max(0, -self.left), max(0, self.right - frame_width))
+        inside = pixels[max(0, top) : min(frame_height, bottom), max(0, left) : min(frame_width, right)]
+        padding = (max(0, -top), max(0, bottom - frame_height), max(0, -left), max(0, right - frame_width))
         if any(padding):
             inside = cv2.copyMakeBorder(inside, *padding, cv2.BORDER_REPLICATE)
         if (self.width, self.height) != (inside.shape[1], inside.shape[0]):
@@ -786,20 +783,44 @@ def _replace(plan, **changes):
     return replace(plan, **changes)
 
 
-def _write_variant(write_photo, path, pixels, alpha, info, output_format, bit_depth, icc_profile, inputs, jpeg_quality) -> Path:
-    return Path(
-        write_photo(
-            path,
-            pixels,
-            alpha,
-            like=info,
-            format=output_format,
-            bit_depth=bit_depth,
-            icc_profile=icc_profile,
-            inputs=inputs,
-            jpeg_quality=jpeg_quality,
-        )
+def _encode_variant(path, image, alpha, info, output_format, bit_depth, icc_profile, inputs, jpeg_quality):
+    """Convert a variant to pixels, write it atomically and make its thumbnail; runs in the encoder pool."""
+    from .contact_sheet import make_thumbnail
+    from .photo_io import write_photo
+
+    pixels = to_pixels(image, bit_depth)
+    written = write_photo(
+        path,
+        pixels,
+        alpha,
+        like=info,
+        format=output_format,
+        bit_depth=bit_depth,
+        icc_profile=icc_profile,
+        inputs=inputs,
+        jpeg_quality=jpeg_quality,
     )
+    return Path(written), make_thumbnail(pixels, icc_profile)
+
+
+def _decode_for_region(frame: str, info, region: "CropRegion"):
+    """Decode the frame once: reduced by JPEG DCT scaling when the region needs half the resolution or less.
+
+    Only 8-bit RGB JPEGs in sRGB (or untagged) take the reduced path, because the
+    reduced decoder returns sRGB; everything else is decoded in full by read_photo.
+    Returns the photo and its pixels' scale relative to the frame.
+    """
+    from .color import is_srgb
+    from .photo_io import Photo, read_photo, read_preview
+
+    long_side = max(info.width, info.height)
+    needed_side = long_side * max(region.scale_x, region.scale_y)
+    reducible = info.format == "jpeg" and info.bit_depth == 8 and info.mode == "RGB" and not info.has_alpha and is_srgb(info.icc_profile)
+    reduction = next((factor for factor in (8, 4, 2) if long_side / factor >= needed_side), 1)
+    if not reducible or reduction == 1:
+        return read_photo(frame), 1.0
+    preview = read_preview(frame, max_side=math.ceil(long_side / reduction))
+    return Photo(info=info, pixels=preview.rgb, alpha=None, icc_profile=info.icc_profile), preview.scale
 
 
 def _output_format(info, requested: str) -> str:
