@@ -219,7 +219,7 @@ def test_file_held_open_not_taken(make_bridge, folders):
     content = jpeg_bytes(portrait(4, (400, 300)))
     frame = inbox / "slow.jpg"
 
-    # Pauses longer than the settle time while the file stays open: only the close-after-write event says it is done.
+    # Pauses longer than the settle time while the file stays open: only the close-after-write event marks it complete.
     with frame.open("wb") as handle:
         for start in range(0, len(content), len(content) // 3 + 1):
             handle.write(content[start : start + len(content) // 3 + 1])
@@ -330,7 +330,8 @@ def test_duplicate_processed_once(make_bridge, folders):
     (inbox / "a.jpg").write_bytes(content)  # the same export again
     (inbox / "copy of a.jpg").write_bytes(content)
 
-    assert wait_until(lambda: (inbox / "done" / "a-2.jpg").exists() and (inbox / "done" / "copy of a.jpg").exists())
+    assert wait_until(lambda: (inbox / "done" / "a-2.jpg").exists())
+    assert wait_until(lambda: (inbox / "done" / "copy of a.jpg").exists())
     assert len(processor.calls) == 1
     assert [path.name for path in output.iterdir()] == ["a"]
 

@@ -1,7 +1,7 @@
 """The hot-folder bridge: watches inboxes, hands each settled file or session folder to a processor, files the source.
 
 A source leaves the inbox only after all its outputs are published, so after a
-crash the start-up scan finds it again; the ledger gives the new attempt the
+crash the start-up scan finds it again. The ledger gives the new attempt the
 same output folder, whose files are then replaced, never duplicated.
 """
 
@@ -97,7 +97,7 @@ def start_in_daemon(config, address: str, token: str | None = None) -> "HotFolde
 
 @dataclass
 class BridgeStatus:
-    """What the tray shows: whether the bridge takes new files and how many wait or run."""
+    """The counts a tray icon shows: whether the bridge takes new files, and how many wait or run."""
 
     paused: bool
     waiting: int  # entries in the inboxes not yet taken (still settling, or queued)

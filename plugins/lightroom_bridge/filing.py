@@ -1,4 +1,4 @@
-"""Writing outputs so nobody sees half a file, and filing sources into done/ or failed/ without overwriting anything.
+"""Writing outputs so that no reader sees half a file, and filing sources into done/ or failed/ without overwriting anything.
 
 A published file first exists as `.NAME.<token>.part` in its final folder, is
 synced to disk and then renamed over the final name. Sources are only ever
@@ -39,7 +39,7 @@ def write_atomically(path: Path, content: bytes | Callable[[Path], None]) -> Pat
     """Publish `content` (bytes, or a function that writes a given path) under `path` in one rename.
 
     The temporary file lives in the same folder, so the rename never crosses a
-    file system; it is synced before the rename and the folder after it.
+    file system. The file is synced before the rename, and the folder after it.
     """
     path = Path(path)
     temporary = temporary_path_for(path)

@@ -45,7 +45,7 @@ class LedgerEntry:
     source_name: str  # the inbox entry that was first processed with this content
     output_dir: Path
     attempts: int
-    error: dict | None  # {"code", "path", "detail", "params"} when state is FAILED
+    error: dict | None  # {"code", "path", "detail", "params", "message"} when state is FAILED
 
 
 class Ledger:

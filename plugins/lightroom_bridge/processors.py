@@ -1,4 +1,4 @@
-"""What turns the frames of one inbox entry into published headshots: the `Processor` protocol and its back ends.
+"""The back ends that turn the frames of one inbox entry into published headshots, behind the `Processor` protocol.
 
 `DaemonProcessor` sends the job to the running daemon over gRPC, like any
 other client; `InProcessProcessor` runs the pipeline in this process.

@@ -1,4 +1,4 @@
-"""Which entries of an inbox are ready to take: ignore rules, settle tracking, and the file-system event handler.
+"""Readiness of inbox entries: ignore rules, settle tracking, and the file-system event handler.
 
 A top-level file is one job and a top-level folder is one session. An entry is
 ready when its size and modification time (of every file, for a session) stayed
@@ -80,7 +80,7 @@ def session_frames(folder: Path) -> list[Path]:
 def entry_signature(entry: Path) -> tuple | None:
     """Return what must stay unchanged while an entry settles, or None when it is gone.
 
-    A file's signature is its size and modification time in nanoseconds; a
+    A file's signature is its size and modification time in nanoseconds. A
     session's is that pair for every frame (relative name included), so a frame
     added, removed or still growing all count as a change.
     """
@@ -204,10 +204,10 @@ class InboxTracker:
         """Return settled entries, oldest first, and hold them until `release`.
 
         1. Re-read each pending entry's signature; a change restarts its settle time.
-        2. An entry is ready when its signature is older than the settle time, no
-           event touched it within the settle time, and no file in it is open
-           for writing (or it has been quiet for the open-write timeout, for
-           when a close event was lost).
+        2. An entry is ready when its signature is older than the settle time and
+           no event touched it within the settle time. No file in it may be open
+           for writing, unless it has been quiet for the open-write timeout
+           (a close event can be lost).
         """
         now = self._clock()
         with self._lock:
