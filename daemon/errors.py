@@ -1,8 +1,8 @@
 """The daemon's error codes, and how a `HeadshotError` becomes a gRPC status with a rich, translated payload.
 
 A client reads the code from the status' ErrorInfo (or the `headshot-error-bin`
-trailing metadata) and shows the translated message; the detail and the log
-path are for whoever debugs it.
+trailing metadata) and shows the translated message. The detail and the log
+path are for developers.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ ERROR_DOMAIN = "headshot.studio"
 ERROR_METADATA_KEY = "headshot-error-bin"
 ERROR_CODE_METADATA_KEY = "headshot-error-code"
 
-register_messages({
+MESSAGES = {
     "config_invalid": N_("The settings file {file} is invalid: {reason}. Correct it, or remove it to use the defaults."),
     "queue_full": N_("The queue is full ({limit} jobs are waiting). Wait until some have finished, or raise max_queue in the settings."),
     "job_not_found": N_("Job {job} was not found. Finished jobs are kept for {days} days."),
@@ -39,7 +39,8 @@ register_messages({
     "daemon_not_running": N_("The Headshot Studio daemon is not running. Start it with: headshot daemon"),
     "daemon_unreachable": N_("The Headshot Studio daemon at {address} did not answer ({reason}). Restart it with: headshot daemon"),
     "socket_in_use": N_("{file} is in use by another program, so the daemon cannot listen there. Remove it or set another address in the settings."),
-})
+}
+register_messages(MESSAGES)
 
 # The gRPC status of each code; any code not listed (the pipeline's own input
 # checks, new codes from other areas) is an INVALID_ARGUMENT.

@@ -39,7 +39,7 @@ from .events import EventHub
 from .files import fsync_folder, remove_tree
 from .service import HeadshotService
 from .store import JobStore
-from .worker import Runner, Worker
+from .worker import Runner, Worker, pipeline_runner
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["HeadshotService"].full_name
 DATABASE_NAME = "jobs.sqlite3"
 JOBS_FOLDER = "jobs"
 RETENTION_SWEEP_INTERVAL_S = 3600.0
-# sockaddr_un.sun_path holds 108 bytes on Linux and 104 on macOS, the terminating NUL included.
+# sockaddr_un.sun_path is 108 bytes on Linux and 104 on macOS, the terminating NUL included.
 MAX_SOCKET_PATH = 100
 EXIT_ALREADY_RUNNING = 3
 
@@ -61,7 +61,7 @@ class DaemonAlreadyRunning(Exception):
 
 @dataclass(frozen=True)
 class DaemonSnapshot:
-    """What a tray icon shows: the daemon's state, how many jobs wait, which one runs."""
+    """The daemon's state, queue length and running job, as a tray icon shows them."""
 
     state: str  # "stopped", "starting", "running", "stopping"
     address: str
@@ -163,6 +163,10 @@ class Daemon:
             self._janitor = threading.Thread(target=self._janitor_loop, name="headshot-retention", daemon=True)
             self._janitor.start()
         except BaseException:
+            if self._server is not None:
+                self._server.stop(0)
+            if self._worker is not None:
+                self._worker.stop(timeout=5.0)
             self._release()
             self.state = "stopped"
             self._stopped.set()
@@ -217,7 +221,7 @@ class Daemon:
             ThreadPoolExecutor(max_workers=self.config.rpc_threads, thread_name_prefix="grpc"),
             interceptors=interceptors,
         )
-        pipeline_check = _pipeline_check if self.runner is None else None
+        pipeline_check = _pipeline_check if self.runner in (None, pipeline_runner) else None
         service = HeadshotService(self.config, self._store, self._hub, self._worker, self.jobs_dir, self.log_path,
                                   self.version, lambda: self.address, pipeline_check)
         pb_grpc.add_HeadshotServiceServicer_to_server(service, server)
@@ -408,7 +412,7 @@ def _acquire_lock(lock_file: Path, discovery_file: Path):
 
 
 def _write_discovery(path: Path, values: dict) -> None:
-    """Write the discovery file atomically with mode 0600: it holds the token."""
+    """Write the discovery file atomically with mode 0600, because it contains the token."""
     descriptor, temporary = tempfile.mkstemp(prefix=".daemon.", suffix=".json", dir=path.parent)
     try:
         os.chmod(temporary, 0o600)

@@ -135,7 +135,7 @@ def _fallback_probe(frame: str) -> None:
 
 
 def _style_names(kind: str) -> tuple[str, ...] | None:
-    """Return the registry's names of a kind, the built-in fallback, or None where neither knows the kind."""
+    """Return the registry's names of a kind, the built-in fallback, or None where neither lists the kind."""
     try:
         styles = importlib.import_module("pipeline.styles")
     except ModuleNotFoundError as error:
@@ -148,8 +148,8 @@ def _style_names(kind: str) -> tuple[str, ...] | None:
 def _check_choice(option: str, value, allowed) -> None:
     allowed = tuple(allowed or ())
     if value not in allowed:
-        shown = value if value != "" else '""'
-        raise HeadshotError("invalid_option", None, f"{option}={value!r}", option=option, value=shown,
+        displayed_value = value if value != "" else '""'
+        raise HeadshotError("invalid_option", None, f"{option}={value!r}", option=option, value=displayed_value,
                             allowed=", ".join(str(name) for name in allowed))
 
 

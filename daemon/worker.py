@@ -1,12 +1,14 @@
 """The one worker thread that runs queued jobs on the device, one at a time, and publishes their results.
 
-Each attempt writes into a fresh `attempt-N` folder under the job's folder; only
+Each attempt writes into a fresh `attempt-N` folder under the job's folder. Only
 a finished attempt is renamed to `result`, and its variants are recorded after
 that rename, so a daemon killed mid-run leaves nothing that looks finished.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 import logging
 import os
 import threading
@@ -33,11 +35,13 @@ FRAMES_FOLDER = "frames"
 PROGRESS_INTERVAL_S = 0.2
 
 
-def pipeline_runner(request: JobRequest, out_dir: Path, on_event=None, should_stop=None) -> JobResult:
+def pipeline_runner(request: JobRequest, out_dir: Path, on_event=None, should_stop=None,
+                    job_id: str | None = None) -> JobResult:
     """Run a job with the real pipeline; imported on first use, since it loads torch and mediapipe."""
     from pipeline.process import run_job
 
-    return run_job(request, out_dir, on_event=on_event, should_stop=should_stop)
+    options = {"job_id": job_id} if job_id and "job_id" in inspect.signature(run_job).parameters else {}
+    return run_job(request, out_dir, on_event=on_event, should_stop=should_stop, **options)
 
 
 class Worker:
@@ -50,6 +54,8 @@ class Worker:
         self.jobs_dir = Path(jobs_dir)
         self.log_path = Path(log_path)
         self.runner = runner or pipeline_runner
+        # The report names the job; a runner that accepts job_id gets the daemon's.
+        self._runner_takes_job_id = "job_id" in inspect.signature(self.runner).parameters
         self.device = ""
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
@@ -151,10 +157,11 @@ class Worker:
         self.hub.record(event_message(job.id, job.attempts, started=pb.Started()))
 
         # 2. Run the pipeline into the attempt folder.
+        options = {"job_id": job.id} if self._runner_takes_job_id else {}
         try:
             result = self.runner(JobRequest.from_dict(job.request), attempt_dir,
                                  on_event=lambda event: self._on_event(job, attempt_dir, event),
-                                 should_stop=self._should_stop)
+                                 should_stop=self._should_stop, **options)
         except JobCanceled:
             remove_tree(attempt_dir)
             self._end_canceled(job)
@@ -207,8 +214,8 @@ class Worker:
         completed = pb.Completed(variant_count=len(variants), output_dir=job.output_dir)
         message = event_message(job.id, job.attempts, completed=completed)
         message.sequence = self.store.finish(job, COMPLETED, ("completed", message.SerializeToString()), variants)
-        self.hub.publish(message)
         self._remove_uploaded_frames(job)
+        self.hub.publish(message)
         log.info("job %s: completed with %d variants in %.1f s", job.id, len(variants), time.time() - (job.started or 0))
 
     def _copy_results(self, job: JobRow, result_dir: Path) -> HeadshotError | None:
@@ -268,8 +275,8 @@ class Worker:
             return
         message = event_message(job.id, job.attempts, canceled=pb.Canceled(interrupted=True))
         message.sequence = self.store.finish(job, CANCELED, ("canceled", message.SerializeToString()))
-        self.hub.publish(message)
         self._remove_uploaded_frames(job)
+        self.hub.publish(message)
         log.info("job %s: interrupted", job.id)
 
     def _end_failed(self, job: JobRow, error: HeadshotError, variants: list[VariantRow] = ()) -> None:
@@ -283,10 +290,11 @@ class Worker:
             job, FAILED, ("failed", message.SerializeToString()), variants,
             error=(error.code, failed.message, error.detail, params),
         )
-        self.hub.publish(message)
         self._remove_uploaded_frames(job)
+        self.hub.publish(message)
 
     def _remove_uploaded_frames(self, job: JobRow) -> None:
+        """Delete a finished job's uploaded frames; they are copies, kept only while the job may run again."""
         if job.uploaded:
             remove_tree(self.jobs_dir / job.id / FRAMES_FOLDER)
 
@@ -300,8 +308,6 @@ def _relative_to(path: Path, folder: Path) -> Path:
 
 
 def _recipe_json(recipe: dict) -> str:
-    import json
-
     return json.dumps(recipe, sort_keys=True, default=str)
 
 

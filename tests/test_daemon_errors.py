@@ -295,3 +295,28 @@ def test_failing_job_reports_code_and_message(start_daemon, daemon_home):
     assert dutch_status.error.message == dutch_final.failed.message
     assert status.variants == []
     assert not (daemon.jobs_dir / doomed.job_id / "result").exists()
+
+
+def test_daemon_texts_have_dutch_translations():
+    from daemon import errors, service
+    from pipeline.i18n import gettext_for
+
+    dutch = gettext_for("nl")
+    texts = [*errors.MESSAGES.values(), *service.STATE_WORDS.values(), service.DAEMON_STOPPING]
+
+    untranslated = [text for text in texts if dutch(text) == text]
+
+    assert untranslated == []
+
+
+def test_refusal_names_state_in_client_language(start_daemon, daemon_home):
+    daemon, client = start_daemon()
+    handle = client.submit(JobRequest(frames=write_frames(daemon_home / "in", 1), **ONE_VARIANT))
+    client.wait(handle.job_id, timeout=30)
+
+    with DaemonClient(daemon.address, language="nl") as dutch:
+        with pytest.raises(DaemonError) as finished:
+            dutch.cancel(handle.job_id)
+
+    assert finished.value.code == "job_finished"
+    assert finished.value.message == f"Opdracht {handle.job_id} is al afgelopen (de status is voltooid)."

@@ -1,0 +1,127 @@
+"""Benchmark of the daemon's overhead: a one-variant job on a 24-megapixel JPEG through the daemon, over in-process.
+
+Through the daemon means submit (or upload), watch until completed, and fetch
+the variant's bytes, against a separate daemon process on a Unix socket.
+Targets: 1.15 with the frame passed by path, 1.3 with it streamed as bytes.
+Run with `python -m bench.daemon_overhead` or `make bench`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REPEATS = 2
+ONE_VARIANT = {"backdrops": ["white"], "lights": ["natural"], "crops": ["square"], "retouch": "natural"}
+TARGET_BY_PATH = 1.15
+TARGET_STREAMED = 1.3
+
+
+def in_process_seconds(frame: Path, work: Path, repeats: int) -> float:
+    """Return the fastest of `repeats` runs of run_job in this process, after one warm-up run."""
+    from pipeline.process import run_job
+    from pipeline.request import JobRequest
+
+    times = []
+    for attempt in range(repeats + 1):
+        started = time.perf_counter()
+        run_job(JobRequest(frames=[str(frame)], **ONE_VARIANT), work / f"in-process-{attempt}")
+        if attempt:
+            times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def daemon_seconds(client, frame: Path, repeats: int, streamed: bool) -> float:
+    """Return the fastest of `repeats` submit-or-upload, watch, fetch round trips."""
+    from pipeline.request import JobRequest
+
+    times = []
+    for _ in range(repeats):
+        request = JobRequest(frames=[str(frame)], origin="bench", **ONE_VARIANT)
+        started = time.perf_counter()
+        handle = client.upload(request) if streamed else client.submit(request)
+        final = client.wait(handle.job_id, timeout=1800)
+        if final.WhichOneof("kind") != "completed":
+            raise RuntimeError(f"daemon job {handle.job_id} ended with {final}")
+        for variant in client.job(handle.job_id).variants:
+            client.fetch_variant(handle.job_id, variant.variant_id)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def start_daemon(home: Path) -> subprocess.Popen:
+    from daemon.client import read_discovery
+    from daemon.config import default_folders
+
+    environment = {**os.environ, "HEADSHOT_HOME": str(home)}
+    process = subprocess.Popen([sys.executable, "-m", "daemon.cli", "daemon", "--foreground", "--no-tray"],
+                               cwd=REPO_ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.environ["HEADSHOT_HOME"] = str(home)
+    folders = default_folders()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        discovery = read_discovery(folders)
+        if discovery is not None and discovery.pid == process.pid:
+            return process
+        if process.poll() is not None:
+            raise RuntimeError(f"the daemon exited with {process.returncode}; see {folders.log_file}")
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the daemon did not start within 120 s")
+
+
+def main() -> None:
+    try:
+        import pipeline.process  # noqa: F401
+    except ModuleNotFoundError as missing:
+        print(f"skipped: the pipeline cannot be imported ({missing.name} is missing)")
+        return
+    from bench.process import make_frame
+    from daemon.client import DaemonClient
+
+    work = Path(tempfile.mkdtemp(prefix="hs-bench-", dir="/tmp"))
+    previous_home = os.environ.get("HEADSHOT_HOME")
+    process = None
+    try:
+        # 1. The frame and the in-process reference.
+        frame = make_frame(work)
+        try:
+            local = in_process_seconds(frame, work, REPEATS)
+        except ModuleNotFoundError as missing:
+            if not (missing.name or "").startswith("pipeline."):
+                raise
+            print(f"skipped: the pipeline is not complete yet ({missing.name} is missing)")
+            return
+
+        # 2. A daemon process, warmed up by one job of its own.
+        process = start_daemon(work / "home")
+        with DaemonClient.connect() as client:
+            daemon_seconds(client, frame, 1, streamed=False)
+            by_path = daemon_seconds(client, frame, REPEATS, streamed=False)
+            streamed = daemon_seconds(client, frame, REPEATS, streamed=True)
+    finally:
+        if process is not None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=120)
+        if previous_home is None:
+            os.environ.pop("HEADSHOT_HOME", None)
+        else:
+            os.environ["HEADSHOT_HOME"] = previous_home
+        shutil.rmtree(work, ignore_errors=True)
+
+    # 3. The figures.
+    print(f"frame: 6000x4000 JPEG, one variant; fastest of {REPEATS} runs each")
+    print(f"in-process run_job:        {local:7.2f} s")
+    print(f"daemon, frame by path:     {by_path:7.2f} s   ratio {by_path / local:.3f} (target {TARGET_BY_PATH})")
+    print(f"daemon, frame streamed:    {streamed:7.2f} s   ratio {streamed / local:.3f} (target {TARGET_STREAMED})")
+
+
+if __name__ == "__main__":
+    main()
