@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "pipeline.cli.analyze",
     "pipeline.cli.process",
     "daemon.commands",
+    "daemon.client_commands",
     "plugins.lightroom_bridge.commands",
 )
 
