@@ -45,6 +45,7 @@ class FaceRecord:
     landmarks: np.ndarray | None = field(default=None, repr=False)  # (478, 3)
     eye_distance: float = 0.0
     detail_ratio: float | None = None  # see analysis_measures.octave_detail_ratio
+    keypoints: np.ndarray | None = field(default=None, repr=False)  # (6, 2) detector points, as in faces.Face
 
     def to_dict(self, landmarks: bool = False) -> dict:
         data = {
@@ -369,6 +370,7 @@ def _record_in_original_pixels(face: Face, scale: float, detail: float | None) -
         landmarks=original.landmarks,
         eye_distance=original.eye_distance,
         detail_ratio=detail,
+        keypoints=original.keypoints,
     )
 
 

@@ -28,7 +28,10 @@ HIGHLIGHT_DARK = 0.35  # linear luminance of the frame's and the face's brightes
 SKIN_DARK_WITHOUT_HIGHLIGHTS = 55.0  # L*: dark skin with no bright point anywhere is underexposure
 SKIN_TOO_DARK = 20.0  # L*: below the darkest skin tones even with highlights elsewhere
 SKIN_TOO_BRIGHT = 86.0  # L*: above the palest skin tones
-FACE_CLIPPED_PCT = 8.0  # share of the face burnt out to white; specular highlights stay under about 3 %
+# Share of the face burnt out to white; specular highlights stay under about 3 %.
+# NOTE: a dark complexion exposed 1.5 stops over reads as a lighter, correctly exposed skin unless its
+# highlights clip, so overexposure of dark skin without clipped highlights is not found.
+FACE_CLIPPED_PCT = 8.0
 GOOD_LIGHT_CLIPPED_PCT = 2.0
 
 # Pose: a slight tilt or turn flatters; beyond these the frame reads as a profile or a snapshot.
