@@ -59,7 +59,14 @@ def run_foreground(config, tray: bool = True) -> int:
     from .server import Daemon, DaemonAlreadyRunning, configure_logging
 
     configure_logging(config.folders.log_file)
-    daemon = Daemon(config)
+
+    # Signals are taken before start(), since the discovery file tells clients (and scripts that stop us)
+    # about the daemon before start() returns. Stopping waits for the worker, so it runs in its own thread.
+    stop_requested = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signal_number, frame: stop_requested.set())
+    signal.signal(signal.SIGINT, lambda signal_number, frame: stop_requested.set())
+
+    daemon = Daemon(config, hot_folders=True)
     try:
         daemon.start()
     except DaemonAlreadyRunning as running:
@@ -69,12 +76,11 @@ def run_foreground(config, tray: bool = True) -> int:
         print(error.user_message(), file=sys.stderr)
         return 2
 
-    def stop_on_signal(signal_number, frame):
-        # Stopping waits for the worker, which must not happen inside a signal handler.
-        threading.Thread(target=daemon.stop, name="headshot-stop", daemon=True).start()
+    def stop_when_requested():
+        stop_requested.wait()
+        daemon.stop()
 
-    signal.signal(signal.SIGTERM, stop_on_signal)
-    signal.signal(signal.SIGINT, stop_on_signal)
+    threading.Thread(target=stop_when_requested, name="headshot-stop", daemon=True).start()
 
     # The tray icon is optional: daemon.tray provides run_tray(daemon), which returns when the user quits.
     if tray:

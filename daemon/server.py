@@ -97,8 +97,11 @@ def configure_logging(log_file: Path, to_stderr: bool = True, level: int = loggi
 class Daemon:
     """The whole daemon: start() it, stop() it from any thread, wait() for it to end."""
 
-    def __init__(self, config: Config | None = None, runner: Runner | None = None):
+    def __init__(self, config: Config | None = None, runner: Runner | None = None, hot_folders: bool = False):
         self.config = config or load_config()
+        self.start_hot_folders = hot_folders
+        # The hot-folder bridge (plugins.lightroom_bridge) once started; a tray reads its status() and pauses it.
+        self.hot_folders = None
         self.folders = self.config.folders
         self.runner = runner
         self.version = package_version()
@@ -162,6 +165,8 @@ class Daemon:
             self._worker.start()
             self._janitor = threading.Thread(target=self._janitor_loop, name="headshot-retention", daemon=True)
             self._janitor.start()
+            if self.start_hot_folders:
+                self._start_hot_folders()
         except BaseException:
             if self._server is not None:
                 self._server.stop(0)
@@ -182,6 +187,9 @@ class Daemon:
                 return
             self.state = "stopping"
         log.info("daemon stopping")
+        if self.hot_folders is not None:
+            self.hot_folders.stop()
+            self.hot_folders = None
         if self._health is not None:
             self._health.enter_graceful_shutdown()
         if self._hub is not None:
@@ -252,6 +260,18 @@ class Daemon:
         os.chmod(path, 0o600)
         self._socket_path = path
         self.address = f"unix:{path}"
+
+    def _start_hot_folders(self) -> None:
+        """Start the hot-folder bridge as a client of this daemon; the daemon runs on without it if it fails."""
+        try:
+            from plugins.lightroom_bridge.bridge import start_in_daemon
+        except ImportError as error:
+            log.warning("hot folders are off: the bridge cannot be imported (%s)", error)
+            return
+        try:
+            self.hot_folders = start_in_daemon(self.config, self.address, self.token)
+        except Exception:
+            log.exception("hot folders are off: the bridge failed to start")
 
     def _recover(self) -> None:
         def queued_event(job_id: str, position: int):

@@ -120,8 +120,9 @@ def start_daemon_process(home: Path, seconds_per_frame: float, extra_env: dict |
         "import signal, threading;"
         "config = load_config(); configure_logging(config.folders.log_file, to_stderr=False);"
         f"daemon = Daemon(config, runner=SlowRunner({seconds_per_frame}));"
+        "stop = threading.Event(); signal.signal(signal.SIGTERM, lambda *a: stop.set());"
         "daemon.start();"
-        "signal.signal(signal.SIGTERM, lambda *a: threading.Thread(target=daemon.stop).start());"
+        "threading.Thread(target=lambda: (stop.wait(), daemon.stop())).start();"
         "daemon.wait()"
     )
     env = {**os.environ, "HEADSHOT_HOME": str(home), **(extra_env or {})}

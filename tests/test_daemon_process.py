@@ -26,7 +26,9 @@ ONE_VARIANT = {"backdrops": ["white"], "lights": ["natural"], "crops": ["square"
 
 
 def run_command(*arguments: str, home: Path, timeout: float = 60) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "HEADSHOT_HOME": str(home), "HEADSHOT_LANG": "en"}
+    # HOME too, so the hot folders' default inbox (under the user's Pictures folder) lands in the test folder.
+    environment = {**os.environ, "HEADSHOT_HOME": str(home), "HEADSHOT_LANG": "en", "HOME": str(home / "user"),
+                   "XDG_CONFIG_HOME": str(home / "user" / ".config")}
     return subprocess.run([sys.executable, "-m", "daemon.cli", *arguments], cwd=REPO_ROOT, env=environment,
                           capture_output=True, text=True, timeout=timeout)
 
