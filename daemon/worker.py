@@ -129,7 +129,6 @@ class Worker:
     def _warm_up(self) -> None:
         """Import the pipeline and find the device before the first job, so the first job is not slower."""
         if self.runner is not pipeline_runner:
-            self.device = "custom"
             return
         try:
             import pipeline.process  # noqa: F401
@@ -241,7 +240,8 @@ class Worker:
         # 1. Thin out progress events; the stage and the end of a stage always go through.
         if event.kind == EventKind.progress:
             now = time.monotonic()
-            if event.fraction is not None and event.fraction < 1.0 and now - self._last_progress < PROGRESS_INTERVAL_S:
+            finishing = event.fraction is not None and event.fraction >= 1.0
+            if not finishing and now - self._last_progress < PROGRESS_INTERVAL_S:
                 return
             self._last_progress = now
 

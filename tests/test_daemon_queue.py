@@ -376,3 +376,21 @@ def test_second_daemon_in_same_home_is_refused(start_daemon, daemon_home):
     assert running.value.address == daemon.address
     assert client.health() == "SERVING"
     assert daemon.folders.discovery_file.exists()
+
+
+def test_conversion_keeps_sixteen_bits(tmp_path):
+    import numpy as np
+
+    from daemon.service import _converted
+
+    gradient = (np.arange(64 * 64 * 3, dtype=np.uint32).reshape(64, 64, 3) * 5 % 65536).astype(np.uint16)
+    source = tmp_path / "variant.png"
+    cv2.imwrite(str(source), gradient)
+
+    tiff = cv2.imdecode(np.frombuffer(_converted(source, "tiff"), np.uint8), cv2.IMREAD_UNCHANGED)
+    jpeg = cv2.imdecode(np.frombuffer(_converted(source, "jpeg"), np.uint8), cv2.IMREAD_UNCHANGED)
+
+    assert tiff.dtype == np.uint16
+    assert np.array_equal(tiff, gradient)
+    assert jpeg.dtype == np.uint8
+    assert jpeg.shape == (64, 64, 3)
