@@ -90,7 +90,11 @@ class Worker:
             return self._current.id if self._current else None
 
     def interrupt(self, job_id: str) -> bool:
-        """Make `should_stop` true for the job if it is the one running; False otherwise."""
+        """Make `should_stop` true for the job if it is the one running; False otherwise.
+
+        NOTE: the job ends only when the runner next calls should_stop; a thread cannot be killed, so
+        the 2-second promise of InterruptJob holds only as long as the pipeline checks that often.
+        """
         with self._lock:
             if self._current is None or self._current.id != job_id:
                 return False
