@@ -346,14 +346,17 @@ class _Job:
     def _render_variants_of(self, pool: ThreadPoolExecutor, context: "_FrameContext", preset: str, base: torch.Tensor) -> None:
         from .backdrops import composite, parse_backdrop, render_backdrop
         from .matte import decontaminate
+        from . import relight as relight_module
         from .relight import parse_light, relight
 
+        # Lights the relight module leaves as they are ("natural" among them) skip its copy of the frame.
+        unchanged_lights = {AS_SHOT, *getattr(relight_module, "UNCHANGED_LIGHTS", ())}
         variants = [variant for variant in self.variants if variant.retouch == preset]
         for light in dict.fromkeys(variant.light for variant in variants):
             # 1. Relight once per light.
             self._check_stop()
             lit = base
-            if light != AS_SHOT:
+            if light not in unchanged_lights:
                 self._stage_started(Stage.relighting, context.frame)
                 started = time.perf_counter()
                 lit = relight(base, context.faces, parse_light(light), matte=context.matte)
@@ -425,6 +428,11 @@ class _Job:
             score=gettext_for(self.language)(N_("Score {score:.0f}/100 · rank {rank}")).format(score=result.score, rank=context.rank),
         )
         self.pending.append((future, variant, result, thumbnail))
+
+        # Each queued crop keeps its region tensors alive, so at most one per worker waits.
+        while len(self.pending) > ENCODE_WORKERS:
+            self.pending[0][0].result()
+            self._collect_written(wait=False)
 
     def _collect_written(self, wait: bool) -> None:
         """Announce the files the encoder finished; with `wait`, wait for all of them. Re-raises a failed write."""
@@ -861,12 +869,14 @@ def _analysis_faces(analysis) -> list[Face]:
 
 
 def _face_from_record(record) -> Face:
-    """Build a `Face` from an analysis record, taking the six detector keypoints from the mesh when there is one."""
+    """Build a `Face` from an analysis record; keypoints come from the detector, else the mesh, else the box."""
     if isinstance(record, Face):
         return record
     x, y, width, height = (float(value) for value in record.box)
     landmarks = None if record.landmarks is None else np.asarray(record.landmarks, dtype=np.float32)
-    if landmarks is not None:
+    if getattr(record, "keypoints", None) is not None:
+        keypoints = np.asarray(record.keypoints, dtype=np.float32)
+    elif landmarks is not None:
         mesh = landmarks[:, :2]
         keypoints = np.stack(
             [

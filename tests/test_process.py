@@ -318,3 +318,49 @@ def test_session_of_two_shared_frames(tmp_path, shared_photos):
         assert image.size == (source.shape[1], source.shape[0])
     difference = np.abs(read_rgb(output_path).astype(np.float32) - source.astype(np.float32)).mean(axis=2)
     assert difference[~face_mask(source)].mean() < 1.0
+
+
+def test_variant_file_names_are_filesystem_safe():
+    from pipeline.process import VariantSpec, variant_file_name
+
+    assert variant_file_name("obama", VariantSpec("color:#1a2b3c", "rembrandt-left", "square", "natural"), ".jpg") == "obama_color-1a2b3c_rembrandt-left_square.jpg"
+    assert variant_file_name("obama", VariantSpec("image:/backdrops/Grey wall.png", "natural", "portrait", "natural"), ".tif") == "obama_image-Grey-wall_natural_portrait.tif"
+
+
+def test_passport_crops_collapse_to_one_white_variant():
+    from pipeline.process import plan_variants
+
+    request = JobRequest(frames=["x.jpg"], backdrops=["studio-grey", "blur"], lights=["natural", "butterfly"], crops=["square", "passport"])
+    variants = plan_variants(request)
+    passports = [variant for variant in variants if variant.crop == "passport"]
+    assert len(variants) == 2 * 2 + 2
+    assert [(variant.backdrop, variant.light, variant.retouch) for variant in passports] == [("white", "natural", "off"), ("white", "butterfly", "off")]
+    assert all(set(variant.overridden) == {"backdrop", "retouch"} for variant in passports)
+
+
+def test_crop_region_pads_past_edge_and_keeps_full_frame():
+    from collections import namedtuple
+
+    from pipeline.process import CropRegion
+
+    Plan = namedtuple("Plan", "name center_x center_y angle_degrees width height output_width output_height reaches_past_edge")
+    frame = np.arange(60 * 80 * 3, dtype=np.uint32).reshape(60, 80, 3).astype(np.uint16)
+    past_top = Plan("square", 40.0, 10.0, 0.0, 40.0, 40.0, 40, 40, True)
+
+    region = CropRegion.around([past_top], 80, 60, keep_full_frame=True)
+    assert region.top < 0
+    assert (region.left, region.right, region.bottom) == (0, 80, 60)
+    assert (region.scale_x, region.scale_y) == (1.0, 1.0)
+    cut = region.cut(frame)
+    assert cut.shape == (region.bottom - region.top, region.right - region.left, 3)
+    assert np.array_equal(cut[: -region.top], np.repeat(frame[:1], -region.top, axis=0))
+
+    import torch
+
+    tensor = torch.from_numpy(cut.astype(np.float32)).permute(2, 0, 1)
+    assert np.array_equal(region.full_frame(tensor).permute(1, 2, 0).numpy(), frame.astype(np.float32))
+
+    small = Plan("square", 40.0, 30.0, 0.0, 40.0, 40.0, 20, 20, False)
+    reduced = CropRegion.around([small], 80, 60, keep_full_frame=False)
+    assert reduced.scale_x == pytest.approx(0.5, abs=0.02)
+    assert reduced.cut(frame).shape[:2] == (reduced.height, reduced.width)
