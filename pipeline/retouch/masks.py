@@ -1,0 +1,232 @@
+"""Region masks for retouching, drawn from the 478-point face mesh and refined by the subject's own skin colour.
+
+Polygons come from the mesh (mediapipe face_mesh with refined irises); "right" and
+"left" are the subject's own, so the subject's right eye is on the image's left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import filters
+
+# Closed mesh contours, each listed in order around the region.
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+             152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
+LEFT_EYE = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
+RIGHT_BROW = (70, 63, 105, 66, 107, 55, 65, 52, 53, 46)
+LEFT_BROW = (300, 293, 334, 296, 336, 285, 295, 282, 283, 276)
+OUTER_LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
+INNER_LIPS = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191)
+# Underside of the nose: the nostrils and the alar creases beside them.
+NOSTRILS = (64, 219, 218, 237, 44, 1, 274, 457, 438, 439, 294, 327, 326, 2, 97, 98)
+# The band between the lower lid and the top of the cheek, where dark circles sit.
+RIGHT_UNDER_EYE = (130, 25, 110, 24, 23, 22, 26, 112, 243, 245, 128, 121, 120, 119, 118, 117, 111, 35)
+LEFT_UNDER_EYE = (359, 255, 339, 254, 253, 252, 256, 341, 463, 465, 357, 350, 349, 348, 347, 346, 340, 265)
+CHIN_LINE = (132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361)
+
+# Alar creases beside the nostrils: dark grooves that spot healing must leave alone.
+ALAR_CREASE_POINTS = (64, 48, 294, 278)
+
+# Mesh points whose surroundings are plain skin on nearly every face: cheek apples, cheeks, forehead.
+SKIN_SAMPLE_POINTS = (50, 280, 205, 425, 108, 151, 337)
+RIGHT_CHEEK_APPLE, LEFT_CHEEK_APPLE = 50, 280
+
+RIGHT_IRIS = (468, 469, 470, 471, 472)  # centre first, then four points on the iris edge
+LEFT_IRIS = (473, 474, 475, 476, 477)
+
+
+@dataclass(frozen=True)
+class FaceGeometry:
+    """A face's mesh points in the pixels of one (possibly downsampled) crop."""
+
+    points: np.ndarray  # (478, 2) x, y
+    eye_distance: float
+
+    def polygon(self, indices: tuple[int, ...]) -> np.ndarray:
+        return self.points[list(indices)]
+
+    def iris(self, indices: tuple[int, ...]) -> tuple[np.ndarray, float]:
+        """Return an iris's centre and radius from its centre point and four edge points."""
+        center = self.points[indices[0]]
+        radius = float(np.mean(np.hypot(*(self.points[list(indices[1:])] - center).T)))
+        return center, radius
+
+
+@dataclass
+class SkinMasks:
+    """Masks of one face crop at working resolution, each (1, H, W) float32."""
+
+    skin: torch.Tensor  # soft 0..1: where skin retouching is blended in
+    support: torch.Tensor  # 0 or 1: the skin pixels that skin averages draw from
+    blemish_zone: torch.Tensor  # 0 or 1: where a spot may be healed (skin away from features)
+    samples: torch.Tensor  # 0 or 1: plain skin on cheeks and forehead, for reference statistics
+    under_eye: torch.Tensor  # soft 0..1
+
+
+def fill_polygons(shape: tuple[int, int], polygons: list[np.ndarray], margin: int = 0) -> np.ndarray:
+    """Rasterise polygons into a (H, W) uint8 mask, grown by a rounded `margin` in pixels."""
+    import cv2
+
+    mask = np.zeros(shape, dtype=np.uint8)
+    shift = 4
+    scaled = [np.round(polygon * (1 << shift)).astype(np.int32) for polygon in polygons]
+    cv2.fillPoly(mask, scaled, 1, lineType=cv2.LINE_8, shift=shift)
+    if margin > 0:
+        cv2.polylines(mask, scaled, True, 1, thickness=2 * margin + 1, lineType=cv2.LINE_8, shift=shift)
+    return mask
+
+
+def fill_disks(shape: tuple[int, int], centers: np.ndarray, radius: float) -> np.ndarray:
+    """Rasterise disks of one radius into a (H, W) uint8 mask."""
+    rows, columns = np.ogrid[: shape[0], : shape[1]]
+    mask = np.zeros(shape, dtype=bool)
+    for x, y in centers:
+        mask |= (columns - x) ** 2 + (rows - y) ** 2 <= radius**2
+    return mask.astype(np.uint8)
+
+
+def grown_polygon(points: np.ndarray, scale_x: float, scale_y_up: float, scale_y_down: float) -> np.ndarray:
+    """Scale a polygon about its centroid, with separate factors for up and down."""
+    center = points.mean(axis=0)
+    offset = points - center
+    factors_y = np.where(offset[:, 1] < 0, scale_y_up, scale_y_down)
+    return center + offset * np.stack([np.full(len(points), scale_x), factors_y], axis=1)
+
+
+def feather(hard: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Soften a binary mask inwards: it stays 0 outside the hard mask and reaches 1 inside."""
+    radius = int(round(1.5 * sigma))
+    soft = filters.gaussian_blur(filters.erode(hard, radius), sigma)
+    return (soft * hard).clamp(0.0, 1.0)
+
+
+def skin_masks(
+    ycc: torch.Tensor, geometry: FaceGeometry, matte: torch.Tensor | None = None
+) -> SkinMasks:
+    """Build the skin masks of one face crop from the mesh and the skin's colour statistics.
+
+    `ycc` is the crop in YCbCr (see `filters.rgb_to_ycc`); `matte`, when given, is the
+    person matte over the same crop and bounds every mask.
+    """
+    height, width = ycc.shape[-2:]
+    shape = (height, width)
+    device = ycc.device
+    eye_distance = geometry.eye_distance
+
+    def to_mask(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array.astype(np.float32)).unsqueeze(0).to(device)
+
+    # 1. The face oval without eyes, brows, lips and nostrils; each feature keeps a margin.
+    oval = to_mask(fill_polygons(shape, [geometry.polygon(FACE_OVAL)]))
+    features = torch.zeros_like(oval)
+    for polygons, margin in (
+        ((RIGHT_EYE, LEFT_EYE), 0.07),
+        ((RIGHT_BROW, LEFT_BROW), 0.05),
+        ((OUTER_LIPS,), 0.035),
+        ((NOSTRILS,), 0.025),
+    ):
+        drawn = fill_polygons(
+            shape, [geometry.polygon(indices) for indices in polygons], max(1, round(margin * eye_distance))
+        )
+        features = torch.maximum(features, to_mask(drawn))
+    core = oval * (1.0 - features)
+
+    # 2. The subject's skin colour, sampled on cheeks and forehead inside the core.
+    samples = to_mask(
+        fill_disks(shape, geometry.polygon(SKIN_SAMPLE_POINTS), 0.12 * eye_distance)
+    ) * filters.erode(core, max(1, round(0.03 * eye_distance)))
+    likelihood = skin_likelihood(ycc, samples, eye_distance)
+    typical_skin = skin_likelihood(ycc, samples, eye_distance, strict=True)
+
+    # 3. Forehead above the mesh, ears and neck: only where the colour is skin.
+    extension = to_mask(
+        fill_polygons(
+            shape,
+            [
+                grown_polygon(geometry.polygon(FACE_OVAL), 1.15, 1.25, 1.0),
+                _neck_polygon(geometry),
+            ],
+        )
+    ) * (1.0 - oval) * (1.0 - features)
+    support = torch.maximum(core * (likelihood > 0.4), extension * (likelihood > 0.6)).float()
+    if matte is not None:
+        support = support * (matte > 0.5)
+
+    # 4. Soft blend masks; the extension fades in with the likelihood.
+    feather_sigma = max(1.0, 0.02 * eye_distance)
+    skin = feather(support, feather_sigma) * torch.where(oval > 0, likelihood.clamp_min(0.6), likelihood)
+    # Near the oval's edge hair can reach into the face (a fringe, sideburns): there a spot is
+    # healed only where the colour is typical skin. Closing fills the holes spots punch in it.
+    spot_radius = max(9, round(0.045 * eye_distance))
+    typical_skin = filters.closing((typical_skin > 0.5).float(), spot_radius)
+    oval_edge = oval - filters.erode(oval, round(0.3 * eye_distance))
+    # Stray brow hairs and the alar creases are not spots either.
+    alar_creases = to_mask(fill_disks(shape, geometry.polygon(ALAR_CREASE_POINTS), 0.15 * eye_distance))
+    brows = to_mask(fill_polygons(
+        shape, [geometry.polygon(RIGHT_BROW), geometry.polygon(LEFT_BROW)], round(0.1 * eye_distance)
+    ))
+    not_spots = torch.maximum(alar_creases, brows)
+    blemish_zone = filters.erode(core * (1.0 - not_spots), max(3, round(0.05 * eye_distance))) * support
+    blemish_zone = blemish_zone * (1.0 - oval_edge * (1.0 - typical_skin))
+    under_eye_hard = to_mask(
+        fill_polygons(shape, [geometry.polygon(RIGHT_UNDER_EYE), geometry.polygon(LEFT_UNDER_EYE)])
+    ) * support
+    under_eye = filters.gaussian_blur(under_eye_hard, max(1.0, 0.05 * eye_distance)) * support
+    return SkinMasks(skin=skin, support=support, blemish_zone=blemish_zone, samples=samples * support,
+                     under_eye=under_eye)
+
+
+def skin_likelihood(
+    ycc: torch.Tensor, samples: torch.Tensor, eye_distance: float, strict: bool = False
+) -> torch.Tensor:
+    """Return how much each pixel's colour looks like the sampled skin, 0..1, as (1, H, W).
+
+    The model is a Gaussian in (Cb, Cr) fitted to the sample pixels, so it adapts to
+    every skin tone; luma only rules out pixels far darker than the skin (hair, shadow
+    under the jaw). The colour is taken from a blurred copy so that pores and small
+    spots do not punch holes into the mask. `strict` accepts only skin close to the
+    samples' colour and brightness, which keeps hair at the hairline out.
+    """
+    # 1. Smooth colour; small spots (up to about 0.05 eye distances) melt into the skin around them.
+    smooth = filters.gaussian_blur(ycc, max(1.0, 0.05 * eye_distance))
+    chosen = samples[0] > 0.5
+    if int(chosen.sum()) < 16:
+        return torch.ones_like(samples)
+
+    # 2. Fit the colour model, dropping the darkest and brightest tenth of the samples.
+    values = smooth[:, chosen]
+    low, high = torch.quantile(values[0], torch.tensor([0.1, 0.9], device=values.device))
+    values = values[:, (values[0] >= low) & (values[0] <= high)]
+    chroma = values[1:]
+    mean = chroma.mean(dim=1, keepdim=True)
+    centred = chroma - mean
+    covariance = centred @ centred.T / max(1, chroma.shape[1] - 1)
+    covariance = covariance + torch.eye(2, device=values.device) * 1e-5
+    inverse = torch.linalg.inv(covariance)
+    mean_luma = float(values[0].mean())
+
+    # 3. Mahalanobis distance of every pixel's chroma, turned into a soft 0..1 score.
+    difference = smooth[1:] - mean.view(2, 1, 1)
+    distance_squared = (
+        inverse[0, 0] * difference[0] ** 2
+        + 2 * inverse[0, 1] * difference[0] * difference[1]
+        + inverse[1, 1] * difference[1] ** 2
+    )
+    if strict:
+        colour_score = 1.0 - filters.smoothstep(1.8, 3.0, distance_squared.sqrt())
+        luma_score = filters.smoothstep(0.6 * mean_luma, 0.8 * mean_luma, smooth[0])
+    else:
+        colour_score = 1.0 - filters.smoothstep(3.0, 5.0, distance_squared.sqrt())
+        luma_score = filters.smoothstep(0.3 * mean_luma, 0.55 * mean_luma, smooth[0])
+    return (colour_score * luma_score).unsqueeze(0)
+
+
+def _neck_polygon(geometry: FaceGeometry) -> np.ndarray:
+    chin = geometry.polygon(CHIN_LINE)
+    drop = np.array([0.0, 0.9 * geometry.eye_distance])
+    return np.concatenate([chin, chin[::-1] + drop])
