@@ -1,0 +1,337 @@
+"""Person matte for backdrop replacement: a coarse mask from mediapipe's selfie segmentation, refined to hair detail.
+
+The coarse mask comes from a 256-pixel model, so its edge is moved onto the picture's colour edge at a working
+resolution, and a fast guided filter (He and Sun, 2015) carries the result to full resolution, so edges and
+hair strands follow the picture.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .faces import CHIN, LEFT_FACE_EDGE, RIGHT_FACE_EDGE, Face
+
+SEGMENTATION_LONG_SIDE = 512  # the model itself works at 256×256, so more only costs time
+WORK_LONG_SIDE = 1024  # where the guided filter fits its colour model
+EDGE_BAND = 0.012  # of the working long side: how far the segmentation's edge may be off
+COLOUR_SEPARATION = 0.08  # RGB distance at which subject and backdrop colours count as clearly different
+GUIDED_EPS = 1e-4
+# The segmentation's soft edge spans several of its 256 pixels; steepening it before the guided filter keeps
+# flat backdrop next to the subject from inheriting that blur as a faint halo.
+COARSE_CONTRAST = 3.0
+SUPPORT_MARGIN = 0.035  # of the face width: how far past the coarse mask a strand of hair may reach
+MIN_PART_AREA = 0.2  # a detached blob is kept when it has this fraction of the largest person's area
+# Kept inside the real skull: the ellipse's half-axes as fractions of half the face width and eye-to-chin.
+SKULL_WIDTH, SKULL_HEIGHT = 0.92, 0.85
+ALPHA_FLOOR, ALPHA_CEILING = 0.02, 0.98  # snapped to 0 and 1, so a replaced backdrop stays clean
+
+_segmenter = None
+_segmenter_lock = threading.Lock()
+
+
+def person_matte(image: torch.Tensor, faces: list[Face] | None = None) -> torch.Tensor:
+    """Return the matte (1, H, W) of the people in `image` (3, H, W): 1 on the subject, 0 on the backdrop.
+
+    `faces`, in pixels of `image`, are always foreground and decide which detached blobs are people.
+    """
+    channels, height, width = image.shape
+    faces = faces or []
+
+    # 1. Coarse probability from the segmentation model, brought to the working resolution.
+    work_scale = min(1.0, WORK_LONG_SIDE / max(height, width))
+    work_size = (max(1, round(height * work_scale)), max(1, round(width * work_scale)))
+    guide = _resize(image[:3], work_size)
+    coarse = _resize(_segment(guide), work_size).clamp_(0, 1)
+
+    # 2. Faces are foreground whatever the model says.
+    face_width = _typical_face_width(faces) * work_scale
+    face_masks = [
+        torch.maximum(_face_mask(face, work_scale, work_size), _skull_mask(face, work_scale, work_size))
+        for face in faces
+    ]
+    for face_mask in face_masks:
+        coarse = torch.maximum(coarse, face_mask.to(coarse.device))
+
+    # 3. Keep the people and drop blobs elsewhere in the frame (a chair, a poster face).
+    margin = max(2.0, SUPPORT_MARGIN * (face_width if face_width > 0 else 0.25 * min(work_size)))
+    support = _subject_support(coarse, face_masks, margin)
+    coarse = coarse * support
+
+    # 4. Put the edge where the colours change, then steepen what stays uncertain.
+    coarse = _snap_to_colour_edges(guide, coarse, band=max(2.0, EDGE_BAND * max(work_size)))
+    coarse = ((coarse - 0.5) * COARSE_CONTRAST + 0.5).clamp_(0, 1)
+
+    # 5. Fit the local colour model at working resolution. The support and the guide's centring fold into
+    #    the coefficients, so the full-resolution pass is three multiply-adds.
+    radius = max(2, round(max(work_size) / 128))
+    slope, offset = guided_coefficients(guide - 0.5, coarse, radius, GUIDED_EPS)
+    offset = offset - 0.5 * slope.sum(0, keepdim=True)
+    coefficients = torch.cat([slope, offset]) * support
+    if work_scale < 1.0:
+        coefficients = F.interpolate(coefficients[None], size=(height, width), mode="bilinear")[0]
+    matte = coefficients[3:4].clone()
+    for channel in range(3):
+        matte.addcmul_(coefficients[channel : channel + 1], image[channel : channel + 1])
+    del coefficients
+
+    # 6. Snap near-certain values, so a replaced backdrop stays clean and the subject solid.
+    matte.clamp_(0, 1)
+    matte.masked_fill_(matte < ALPHA_FLOOR, 0.0)
+    matte.masked_fill_(matte > ALPHA_CEILING, 1.0)
+    return matte
+
+
+def decontaminate(image: torch.Tensor, matte: torch.Tensor) -> torch.Tensor:
+    """Return the subject's own colours, with the old backdrop's colour removed from partly transparent pixels.
+
+    Blur-fusion foreground estimation (Forte and Pitié, 2021): foreground and background colours are
+    estimated by matte-weighted blurs, then each edge pixel is corrected so that it still composes to
+    the observed colour. Pixels with matte 0 or 1 keep their exact values.
+    """
+    channels, height, width = image.shape
+    colour = image[:3]
+
+    # 1. Blurs are low-frequency, so they run at the working resolution.
+    work_scale = min(1.0, WORK_LONG_SIDE / max(height, width))
+    work_size = (max(1, round(height * work_scale)), max(1, round(width * work_scale)))
+    small_colour = _resize(colour, work_size)
+    small_alpha = _resize(matte, work_size).clamp(0, 1)
+    long_side = max(work_size)
+
+    # 2. A wide pass, then a narrow one seeded with the wide pass's estimates.
+    foreground, background = small_colour, small_colour
+    for radius in (max(3, round(long_side / 11)), max(1, round(long_side / 170))):
+        foreground_blur, background_blur = _fusion_blurs(foreground, background, small_alpha, radius)
+        residual = small_colour - small_alpha * foreground_blur - (1 - small_alpha) * background_blur
+        foreground = (foreground_blur + small_alpha * residual).clamp(0, 1)
+        background = (background_blur + (1 - small_alpha) * residual).clamp(0, 1)
+
+    # 3. Correct the partly transparent pixels at full resolution; the others keep their colour.
+    alpha = matte[0].clamp(0, 1)
+    result = image.clone()
+    edge = ((alpha > 0) & (alpha < 1)).nonzero()
+    if len(edge):
+        rows, columns = edge[:, 0], edge[:, 1]
+        points = torch.stack([(columns + 0.5) / width * 2 - 1, (rows + 0.5) / height * 2 - 1], dim=-1)
+        estimates = torch.cat([foreground_blur, background_blur])[None]
+        grid = points[None, None].to(estimates.dtype)
+        sampled = F.grid_sample(estimates, grid, padding_mode="border", align_corners=False)[0, :, 0]
+        foreground_at, background_at = sampled[:3], sampled[3:]
+        edge_alpha = alpha[rows, columns]
+        observed = colour[:, rows, columns]
+        residual = observed - background_at - edge_alpha * (foreground_at - background_at)
+        result[:3, rows, columns] = (foreground_at + edge_alpha * residual).clamp_(0, 1)
+    return result
+
+
+def guided_coefficients(
+    guide: torch.Tensor, source: torch.Tensor, radius: int, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fit source ≈ slope · guide + offset in every (2r+1)² window; return the window-averaged slope (3, H, W) and offset (1, H, W).
+
+    Applying them to a larger copy of the guide (same offset subtracted) is the fast guided filter.
+    """
+    # 1. Window means and the guide's 3×3 covariance per pixel.
+    mean_guide = box_mean(guide, radius)
+    mean_source = box_mean(source, radius)
+    covariance_gs = box_mean(guide * source, radius) - mean_guide * mean_source
+    pairs = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
+    products = torch.stack([guide[i] * guide[j] for i, j in pairs])
+    variance = box_mean(products, radius) - torch.stack([mean_guide[i] * mean_guide[j] for i, j in pairs])
+    rr, rg, rb, gg, gb, bb = variance
+    rr, gg, bb = rr + eps, gg + eps, bb + eps
+
+    # 2. Solve the regularised 3×3 systems in closed form (the inverse by cofactors).
+    inv_rr = gg * bb - gb * gb
+    inv_rg = gb * rb - rg * bb
+    inv_rb = rg * gb - gg * rb
+    inv_gg = rr * bb - rb * rb
+    inv_gb = rb * rg - rr * gb
+    inv_bb = rr * gg - rg * rg
+    determinant = rr * inv_rr + rg * inv_rg + rb * inv_rb
+    cov_r, cov_g, cov_b = covariance_gs
+    slope = torch.stack(
+        [
+            inv_rr * cov_r + inv_rg * cov_g + inv_rb * cov_b,
+            inv_rg * cov_r + inv_gg * cov_g + inv_gb * cov_b,
+            inv_rb * cov_r + inv_gb * cov_g + inv_bb * cov_b,
+        ]
+    ) / determinant
+    offset = mean_source - (slope * mean_guide).sum(0, keepdim=True)
+
+    # 3. Average the coefficients of every window that covers a pixel.
+    return box_mean(slope, radius), box_mean(offset, radius)
+
+
+def box_mean(values: torch.Tensor, radius: int) -> torch.Tensor:
+    """Return the mean over a (2r+1)² window of each pixel of (C, H, W), with the window cut at the borders.
+
+    Cumulative sums over a zero-padded copy make the cost independent of the radius.
+    """
+    result = values
+    for dim in (-2, -1):
+        size = result.shape[dim]
+        window = 2 * radius + 1
+        padding = [0, 0] * (-dim - 1) + [radius + 1, radius]
+        integral = torch.cumsum(F.pad(result, padding), dim=dim)
+        window_sum = integral.narrow(dim, window, size) - integral.narrow(dim, 0, size)
+        index = torch.arange(size, device=values.device)
+        count = (index + radius + 1).clamp(max=size) - (index - radius).clamp(min=0)
+        shape = [1] * result.dim()
+        shape[dim] = size
+        result = window_sum / count.to(values.dtype).view(shape)
+    return result
+
+
+def _fusion_blurs(foreground, background, alpha, radius):
+    weight_sum = box_mean(alpha, radius).clamp_min(1e-5)
+    foreground_blur = box_mean(foreground * alpha, radius) / weight_sum
+    background_weight = box_mean(1 - alpha, radius).clamp_min(1e-5)
+    background_blur = box_mean(background * (1 - alpha), radius) / background_weight
+    return foreground_blur, background_blur
+
+
+def _segment(image: torch.Tensor) -> torch.Tensor:
+    """Run the selfie segmentation on a small 8-bit copy; return its probability (1, h, w) on the image's device."""
+    global _segmenter
+    height, width = image.shape[-2:]
+    scale = min(1.0, SEGMENTATION_LONG_SIDE / max(height, width))
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    small = _resize(image[:3], size).clamp(0, 1).mul(255).round().to(torch.uint8)
+    rgb = np.ascontiguousarray(small.permute(1, 2, 0).cpu().numpy())
+
+    with _segmenter_lock:
+        if _segmenter is None:
+            import mediapipe as mp
+
+            # The general model (256×256 input) draws hair and shoulders better than the landscape one.
+            _segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        result = _segmenter.process(rgb)
+    probability = torch.from_numpy(np.array(result.segmentation_mask, dtype=np.float32, copy=True))
+    return probability[None].to(image.device)
+
+
+def _face_mask(face: Face, scale: float, size: tuple[int, int]) -> torch.Tensor:
+    """Rasterise the face (the mesh's convex hull, else an ellipse in its box) at `scale` into a (1, h, w) mask."""
+    import cv2
+
+    mask = np.zeros(size, dtype=np.uint8)
+    if face.landmarks is not None:
+        hull = cv2.convexHull((face.landmarks[:, :2] * scale).astype(np.float32))
+        cv2.fillConvexPoly(mask, np.round(hull).astype(np.int32), 1)
+    else:
+        x, y, box_width, box_height = (value * scale for value in face.box)
+        center = (round(x + box_width / 2), round(y + box_height / 2))
+        axes = (max(1, round(0.45 * box_width)), max(1, round(0.5 * box_height)))
+        cv2.ellipse(mask, center, axes, 0, 0, 360, 1, thickness=-1)
+    return torch.from_numpy(mask.astype(np.float32))[None]
+
+
+def _skull_mask(face: Face, scale: float, size: tuple[int, int]) -> torch.Tensor:
+    """Rasterise the upper half of the skull, from the eye line to just below the crown, into a (1, h, w) mask.
+
+    Hair over the temples and the crown often gets a weak score from the segmentation model, although it is
+    always subject. On adult heads the eye line sits about halfway between chin and crown.
+    """
+    import cv2
+
+    mask = np.zeros(size, dtype=np.uint8)
+    if face.landmarks is None:
+        return torch.from_numpy(mask.astype(np.float32))[None]
+    points = face.landmarks[:, :2] * scale
+    right_eye, left_eye = (eye * scale for eye in face.eye_centers)
+    eye_line = left_eye - right_eye
+    roll = float(np.degrees(np.arctan2(eye_line[1], eye_line[0])))
+    center = (points[RIGHT_FACE_EDGE] + points[LEFT_FACE_EDGE]) / 2
+    half_width = float(np.hypot(*(points[LEFT_FACE_EDGE] - points[RIGHT_FACE_EDGE]))) / 2
+    eye_to_chin = float(np.hypot(*(points[CHIN] - (right_eye + left_eye) / 2)))
+    axes = (max(1, round(SKULL_WIDTH * half_width)), max(1, round(SKULL_HEIGHT * eye_to_chin)))
+    cv2.ellipse(mask, (round(center[0]), round(center[1])), axes, roll, 180, 360, 1, thickness=-1)
+    return torch.from_numpy(mask.astype(np.float32))[None]
+
+
+def _subject_support(coarse: torch.Tensor, face_masks: list[torch.Tensor], margin: float) -> torch.Tensor:
+    """Return a soft (1, h, w) mask around the people: blobs with a face, or large enough, grown by `margin` pixels."""
+    import cv2
+
+    # 1. Label the confident blobs.
+    solid = (coarse[0] > 0.5).to("cpu").numpy().astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
+    if count <= 1:
+        return torch.zeros_like(coarse)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+
+    # 2. Blobs that hold a face are people; without faces the largest is. Large detached parts stay too.
+    people = set()
+    for face_mask in face_masks:
+        touched = np.unique(labels[face_mask[0].numpy() > 0])
+        people.update(int(label) for label in touched if label > 0)
+    if not people:
+        people.add(int(np.argmax(areas)) + 1)
+    threshold = MIN_PART_AREA * max(areas[label - 1] for label in people)
+    people.update(int(label) + 1 for label in np.flatnonzero(areas >= threshold))
+    kept = np.isin(labels, sorted(people)).astype(np.uint8)
+
+    # 3. Grow by the margin with a soft fall-off, so strands just past the mask survive.
+    distance = cv2.distanceTransform(1 - kept, cv2.DIST_L2, 5)
+    support = np.clip(2.0 - distance / max(margin / 2, 1e-3), 0.0, 1.0).astype(np.float32)
+    return torch.from_numpy(support)[None].to(coarse.device)
+
+
+def _typical_face_width(faces: list[Face]) -> float:
+    widths = [face.box[2] for face in faces]
+    return float(max(widths)) if widths else 0.0
+
+
+def _resize(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize (C, H, W): area averaging when shrinking, bilinear when enlarging."""
+    if tuple(values.shape[-2:]) == tuple(size):
+        return values
+    shrinking = size[0] <= values.shape[-2] and size[1] <= values.shape[-1]
+    mode = "area" if shrinking else "bilinear"
+    extra = {} if shrinking else {"align_corners": False}
+    return F.interpolate(values[None], size=size, mode=mode, **extra)[0]
+
+
+
+def _snap_to_colour_edges(guide: torch.Tensor, coarse: torch.Tensor, band: float) -> torch.Tensor:
+    """Move the coarse edge onto the picture's colour edge within `band` pixels of it.
+
+    Each uncertain pixel is projected onto the line between the local subject colour and the local backdrop
+    colour (both averaged from the sure regions nearby). Where those two colours are alike, or the pixel lies
+    far off that line (a white collar against a dark suit), the coarse value stays.
+    """
+    import cv2
+
+    # 1. Sure subject and sure backdrop lie more than `band` pixels from the coarse edge.
+    solid = (coarse[0] > 0.5).to("cpu").numpy().astype(np.uint8)
+    inside = cv2.distanceTransform(solid, cv2.DIST_L2, 5)
+    outside = cv2.distanceTransform(1 - solid, cv2.DIST_L2, 5)
+    sure_subject = torch.from_numpy((inside > band).astype(np.float32))[None].to(coarse.device)
+    sure_backdrop = torch.from_numpy((outside > band).astype(np.float32))[None].to(coarse.device)
+    uncertain = 1 - sure_subject - sure_backdrop
+
+    # 2. Local mean colours of each side.
+    radius = max(2, round(2.5 * band))
+    subject_weight = box_mean(sure_subject, radius)
+    backdrop_weight = box_mean(sure_backdrop, radius)
+    subject_colour = box_mean(guide * sure_subject, radius) / subject_weight.clamp_min(1e-4)
+    backdrop_colour = box_mean(guide * sure_backdrop, radius) / backdrop_weight.clamp_min(1e-4)
+
+    # 3. Project, and trust the projection by colour separation and by how well the pixel fits the blend.
+    difference = subject_colour - backdrop_colour
+    separation2 = (difference * difference).sum(0, keepdim=True)
+    projected = ((guide - backdrop_colour) * difference).sum(0, keepdim=True) / separation2.clamp_min(1e-6)
+    projected = projected.clamp(0, 1)
+    blend_error = guide - (projected * subject_colour + (1 - projected) * backdrop_colour)
+    blend_error2 = (blend_error * blend_error).sum(0, keepdim=True)
+    confidence = separation2 / (separation2 + COLOUR_SEPARATION**2)
+    confidence = confidence * torch.exp(-blend_error2 / (0.5 * separation2).clamp_min(1e-4))
+    confidence = confidence * (subject_weight > 0.01) * (backdrop_weight > 0.01)
+
+    refined = confidence * projected + (1 - confidence) * coarse
+    return sure_subject + uncertain * refined
