@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: run test bench soak install system-packages catalogs clean
 
 run: $(STAMP)
-	$(BIN)/headshot daemon
+	$(BIN)/headshot daemon --foreground
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
