@@ -31,8 +31,8 @@ START_TIMEOUT_S = 30.0
 POLL_INTERVAL_S = 0.2
 HEALTH_TIMEOUT_S = 1.0
 OUTPUT_FILE_NAME = "daemon-output.log"
-# The exit status of a daemon that found another one holding the lock (daemon.server.EXIT_ALREADY_RUNNING);
-# repeated here so a client does not import the server and its gRPC services.
+# The exit status of a daemon that found another one holding the lock (daemon.server.EXIT_ALREADY_RUNNING).
+# It is repeated here so that a client does not import the server and its gRPC services.
 EXIT_ALREADY_RUNNING = 3
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,7 +40,7 @@ ProgressCallback = Callable[[float], None]
 
 
 def answering_daemon(folders: Folders | None = None) -> Discovery | None:
-    """Return the discovery of a daemon whose health service answers SERVING, or None."""
+    """Return the discovery of a daemon whose health check returns SERVING, or None."""
     discovery = read_discovery(folders)
     if discovery is None or not process_exists(discovery.pid):
         return None
@@ -55,7 +55,7 @@ def answering_daemon(folders: Folders | None = None) -> Discovery | None:
 
 def ensure_daemon(folders: Folders | None = None, timeout: float = START_TIMEOUT_S,
                   on_progress: ProgressCallback | None = None, language: str | None = None) -> Discovery:
-    """Return the running daemon's discovery, starting one in the background first when none answers.
+    """Return the running daemon's discovery, starting one in the background first when none is serving.
 
     `on_progress(seconds_waited)` is called about every 200 ms while waiting.
     Raises DaemonError (`daemon_start_failed`, `daemon_start_timed_out`) with a
@@ -63,7 +63,7 @@ def ensure_daemon(folders: Folders | None = None, timeout: float = START_TIMEOUT
     """
     folders = folders or default_folders()
 
-    # 1. A daemon that answers needs nothing.
+    # 1. A daemon that is already serving needs nothing.
     running = answering_daemon(folders)
     if running is not None:
         return running

@@ -135,7 +135,7 @@ def _add_no_start(parser: argparse.ArgumentParser) -> None:
 
 
 def connect(start: bool):
-    """Return a client of the running daemon; with `start`, start one in the background first if none answers."""
+    """Return a client of the running daemon; with `start`, start one in the background first if none is serving."""
     from .client import DaemonClient
 
     if not start:
@@ -283,29 +283,30 @@ def _collect_results(client, job_id: str, out_dir: str) -> tuple[Path, list[Path
     from .server import JOBS_FOLDER
     from .worker import RESULT_FOLDER
 
+    # 1. What the job wrote: its variants, and the other files (report, contact sheet) of its result folder.
+    # NOTE: the API has no call that lists or sends those other files, so they are read from the
+    # daemon's folder, which only a client on the daemon's computer can do.
     status = client.job(job_id)
+    variant_names = [variant.file_name for variant in status.variants]
+    result_dir = Path(client.info().data_dir) / JOBS_FOLDER / job_id / RESULT_FOLDER
+    other_files = []
+    if result_dir.is_dir():
+        other_files = [path for path in sorted(result_dir.iterdir()) if path.is_file() and path.name not in variant_names]
+
+    # 2. With --out the daemon has copied everything there before it reported the job completed.
     if out_dir:
         folder = Path(out_dir)
-        files = [folder / variant.file_name for variant in status.variants]
-        files += sorted(path for path in folder.iterdir() if path.is_file() and path not in files
-                        and not path.name.startswith("."))
-        return folder, files
+        names = variant_names + [path.name for path in other_files]
+        return folder, [folder / name for name in names if (folder / name).is_file()]
 
-    # 1. The variants through the API, each checked against its SHA-256.
+    # 3. Otherwise fetch the variants through the API, each checked against its SHA-256, then copy the rest.
     folder = Path.cwd() / f"headshot-{job_id}"
     folder.mkdir(parents=True, exist_ok=True)
     files = [client.download_variant(job_id, variant.variant_id, folder / variant.file_name)
              for variant in status.variants]
-
-    # 2. The report and contact sheet from the daemon's result folder.
-    # NOTE: the API has no call that sends them, so this works only on the daemon's computer.
-    result_dir = Path(client.info().data_dir) / JOBS_FOLDER / job_id / RESULT_FOLDER
-    variant_names = {variant.file_name for variant in status.variants}
-    if result_dir.is_dir():
-        for source in sorted(result_dir.iterdir()):
-            if source.is_file() and source.name not in variant_names:
-                copy_atomically(source, folder / source.name)
-                files.append(folder / source.name)
+    for source in other_files:
+        copy_atomically(source, folder / source.name)
+        files.append(folder / source.name)
     return folder, files
 
 
@@ -399,7 +400,7 @@ class _ProgressBar:
             self.fraction = event.progress.fraction if event.progress.HasField("fraction") else self.fraction
         elif kind == "variant_ready":
             self.variants += 1
-            self.note = _("{count} variants ready").format(count=self.variants)
+            self.note = _("variants ready: {count}").format(count=self.variants)
         self._draw()
 
     def _draw(self) -> None:

@@ -41,7 +41,7 @@ MEDIAPIPE_MODEL_FILES = (
 )
 GIMP_PROGRAMS = ("gimp-console-3.0", "gimp-3.0")
 # A 24-megapixel frame written as a 16-bit TIFF is about 144 MB, so one job with a few variants
-# can take a gigabyte; these limits are estimates, not measurements.
+# can take a gigabyte. These limits are estimates, not measurements.
 DISK_PROBLEM_BYTES = 1 * 1024**3
 DISK_WARNING_BYTES = 5 * 1024**3
 
@@ -60,7 +60,7 @@ class CheckResult:
 
 
 def check_daemon(folders=None) -> CheckResult:
-    """Check that the daemon runs and its health service answers SERVING; a stopped daemon is only a warning."""
+    """Check that the daemon runs and its health check returns SERVING; a stopped daemon is only a warning."""
     from .client import DaemonClient, DaemonError, process_exists, read_discovery
 
     discovery = read_discovery(folders)

@@ -1,6 +1,6 @@
 """The tray icon: the daemon's state at a glance (idle, busy with a count, error) and a menu for the hot folders.
 
-`TrayModel` holds the state, menu and icon drawing and needs no display, so it
+`TrayModel` contains the state, menu and icon drawing and needs no display, so it
 is tested as plain code. `run_tray` binds it to pystray. Where there is no
 display, the daemon runs without the icon and logs that once.
 """
@@ -30,6 +30,8 @@ REFRESH_INTERVAL_S = 2.0
 # Windows cuts tray tooltips at 127 characters.
 MAX_TOOLTIP_LENGTH = 127
 
+# The badge's text height as a share of the icon, for one, two and three characters.
+BADGE_FONT_SCALE = {1: 0.36, 2: 0.28, 3: 0.2}
 ORIGIN_WORDS = {"cli": N_("command line"), "gimp": N_("GIMP"), "hotfolder": N_("hot folder")}
 
 
@@ -43,7 +45,7 @@ class RecentJob:
 
 @dataclass(frozen=True)
 class DaemonState:
-    """What the tray shows of the daemon; `running` is False when it stopped or could not be read."""
+    """The daemon as the tray shows it; `running` is False when it stopped or could not be read."""
 
     running: bool
     queue_length: int = 0
@@ -120,7 +122,7 @@ class TrayModel:
         self.on_quit = on_quit
         self.daemon = DaemonState(running=False, problem="not read yet")
         self.bridge_status = None
-        self._shown: tuple | None = None
+        self._last_shown: tuple | None = None
 
     @property
     def bridge(self):
@@ -137,9 +139,9 @@ class TrayModel:
             self.daemon = DaemonState(running=False, problem=repr(error))
         bridge = self.bridge
         self.bridge_status = bridge.status() if bridge is not None else None
-        shown = (self.state, self.busy_count, self.tooltip(), self.hot_folders_paused, self.daemon.recent_jobs)
-        changed = shown != self._shown
-        self._shown = shown
+        displayed = (self.state, self.busy_count, self.tooltip(), self.hot_folders_paused, self.daemon.recent_jobs)
+        changed = displayed != self._last_shown
+        self._last_shown = displayed
         return changed
 
     @property
@@ -290,7 +292,7 @@ def render_icon(state: str, count: int = 0, paused: bool = False, size: int = IC
         draw.ellipse(box, fill=(255, 255, 255, 255), outline=color + (255,), width=scale * 2)
         center = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
         if badge:
-            font_size = side * (0.36 if len(badge) == 1 else 0.28 if len(badge) == 2 else 0.2)
+            font_size = side * BADGE_FONT_SCALE[min(len(badge), 3)]
             font = ImageFont.load_default(size=font_size)
             draw.text(center, badge, fill=color + (255,), font=font, anchor="mm")
         else:
@@ -376,10 +378,18 @@ def pystray_items(pystray, entries: list[MenuEntry]) -> tuple:
             items.append(pystray.MenuItem(entry.text, pystray.Menu(*pystray_items(pystray, list(entry.submenu))),
                                           enabled=entry.enabled))
         else:
-            action = (lambda icon, item, action=entry.action: action()) if entry.action else None
+            action = _menu_action(entry.action) if entry.action else None
             items.append(pystray.MenuItem(entry.text, action, enabled=entry.enabled and action is not None,
                                           default=entry.default))
     return tuple(items)
+
+
+def _menu_action(action: Callable[[], None]):
+    # pystray counts an action's parameters and rejects more than two (icon, item).
+    def on_click(icon, item) -> None:
+        action()
+
+    return on_click
 
 
 def open_in_file_manager(path: Path) -> None:

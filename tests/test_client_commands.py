@@ -53,12 +53,14 @@ def test_submit_writes_files_to_out(start_daemon, daemon_home, capsys):
     start_daemon()
     frames = write_frames(daemon_home / "in", 2)
     out_dir = daemon_home / "results"
+    out_dir.mkdir()
+    (out_dir / "notes.txt").write_text("the photographer's own file, not the job's")
 
     code, out, err = run_cli(capsys, "submit", *frames, "--out", str(out_dir), "--no-start", *ONE_VARIANT_OPTIONS)
 
     assert code == 0, err
     written = sorted(path.name for path in out_dir.iterdir())
-    assert written == ["contact-sheet.jpg", "frame00_0.png", "frame01_1.png", "report.json"]
+    assert written == ["contact-sheet.jpg", "frame00_0.png", "frame01_1.png", "notes.txt", "report.json"]
     for name in ("frame00_0.png", "frame01_1.png", "contact-sheet.jpg"):
         assert decodes(out_dir / name), name
     assert json.loads((out_dir / "report.json").read_text())["variants"] == ["frame00_0", "frame01_1"]

@@ -250,3 +250,34 @@ def test_run_tray_without_display_waits_for_daemon(start_daemon, monkeypatch, ca
     assert daemon.state == "stopped"
     messages = [record.getMessage() for record in caplog.records if record.name == "daemon.tray"]
     assert messages == ["tray icon off: no DISPLAY or WAYLAND_DISPLAY is set"]
+
+
+def test_pystray_items_bind_the_menu():
+    # pystray's package import picks a back end and fails without a display, so load its
+    # back-end-free module, which defines Menu and MenuItem, from its file.
+    import importlib.util
+    import types
+
+    from daemon.tray import pystray_items
+
+    package = importlib.util.find_spec("pystray")
+    spec = importlib.util.spec_from_file_location("pystray_base", Path(package.origin).parent / "_base.py")
+    _base = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(_base)
+
+    calls = []
+    current = {"state": DaemonState(running=True, recent_jobs=(RecentJob("a1", "completed", "hotfolder:/in"),))}
+    model = TrayModel(lambda: current["state"], on_quit=lambda: calls.append("quit"))
+    model.refresh()
+    pystray = types.SimpleNamespace(Menu=_base.Menu, MenuItem=_base.MenuItem)
+
+    menu = _base.Menu(lambda: pystray_items(pystray, model.menu()))
+    items = list(menu.items)
+
+    assert [item.text for item in items] == ["Open output folder", "Hot folders are off", "Recent jobs", "Open log",
+                                             _base.Menu.SEPARATOR.text, "Quit Headshot Studio"]
+    assert [item.enabled for item in items if item is not _base.Menu.SEPARATOR] == [False, False, True, False, True]
+    assert items[0].default is True
+    assert [item.text for item in items[2].submenu.items] == ["a1 — completed (hot folder)"]
+    items[-1](None)
+    assert calls == ["quit"]
