@@ -1,10 +1,10 @@
 """Beauty retouching of the faces in a frame: skin, blemishes, under-eyes, eyes, teeth and optional light make-up.
 
 Each face is retouched inside its own region only (the face, forehead, ears and neck),
-so hair, clothes and backdrop keep their pixels. Skin work runs on a downsampled copy
-of that region, where the eyes sit 200–400 pixels apart, and its change is upsampled
-and added to the full-resolution frame; the sensor's finest texture stays untouched.
-Eyes and teeth are retouched at full resolution.
+so hair, clothes and backdrop keep their pixels. Skin work runs on a copy of that region
+downsampled until the eyes sit 200–400 pixels apart. Its change is upsampled and added
+to the full-resolution frame, so the sensor's finest texture stays untouched. Eyes and
+teeth are retouched at full resolution.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 WORK_EYE_DISTANCE = 200.0
 
 # The face region around the mesh, in eye distances: sides (ears), top (forehead), bottom (neck).
-REGION_SIDE, REGION_TOP, REGION_BOTTOM = 0.5, 0.7, 1.1
+REGION_SIDE, REGION_TOP, REGION_BOTTOM = 0.35, 0.55, 1.0
 
 
 def retouch(
@@ -51,6 +51,11 @@ def retouch(
     """
     if settings.is_off:
         return image
+    with torch.no_grad():
+        return _retouch_faces(image, faces, settings, person_matte, should_stop)
+
+
+def _retouch_faces(image, faces, settings, person_matte, should_stop) -> torch.Tensor:
     result = image.clone()
     for face in faces:
         if should_stop is not None and should_stop():
@@ -104,6 +109,8 @@ def _retouch_face(image, face, settings, person_matte, should_stop) -> None:
     full_geometry = FaceGeometry(points=face.landmarks[:, :2] - origin - 0.5, eye_distance=face.eye_distance)
 
     # 2. Skin and make-up at working size, in YCbCr.
+    # NOTE: on frames downsampled here (eyes 400 px or more apart), a spot under about two
+    # full-resolution pixels per working pixel of radius is not found, so the tiniest spots stay.
     ycc = filters.rgb_to_ycc(work)
     masks = skin_masks(ycc, geometry, matte)
     scales = SkinScales.for_face(geometry.eye_distance)

@@ -48,13 +48,17 @@ def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
     """Grey-level dilation with a square of side 2·radius+1."""
     if radius < 1:
         return mask
-    size = 2 * radius + 1
     if mask.device.type == "cpu":
         import cv2
 
-        kernel = np.ones((size, size), dtype=np.uint8)
+        kernel = np.ones((2 * radius + 1, 2 * radius + 1), dtype=np.uint8)
         planes = mask.contiguous().numpy()
         return torch.from_numpy(np.stack([cv2.dilate(plane, kernel) for plane in planes]))
+    return _torch_dilate(mask, radius)
+
+
+def _torch_dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    size = 2 * radius + 1
     batch = mask.unsqueeze(0)
     batch = F.max_pool2d(batch, (1, size), stride=1, padding=(0, radius))
     batch = F.max_pool2d(batch, (size, 1), stride=1, padding=(radius, 0))
@@ -143,7 +147,10 @@ def _line_extreme(image: torch.Tensor, radius: int, direction: tuple[int, int], 
         operation = cv2.dilate if maximum else cv2.erode
         planes = image.contiguous().numpy()
         return torch.from_numpy(np.stack([operation(plane, kernel) for plane in planes]))
+    return _torch_line_extreme(image, radius, direction, maximum)
 
+
+def _torch_line_extreme(image: torch.Tensor, radius: int, direction: tuple[int, int], maximum: bool) -> torch.Tensor:
     # Running extreme over 2·radius+1 shifted copies, built by doubling the span each step.
     sign = 1.0 if maximum else -1.0
     row_step, column_step = direction
@@ -173,7 +180,7 @@ def _opencv_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def _torch_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = max(1, int(math.ceil(3.0 * sigma)))
+    radius = max(1, int(math.ceil(4.0 * sigma)))
     offsets = torch.arange(-radius, radius + 1, device=image.device, dtype=image.dtype)
     kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
     kernel = kernel / kernel.sum()

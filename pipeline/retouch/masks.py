@@ -1,6 +1,6 @@
 """Region masks for retouching, drawn from the 478-point face mesh and refined by the subject's own skin colour.
 
-Polygons come from the mesh (mediapipe face_mesh with refined irises); "right" and
+Polygons come from the mesh (mediapipe face_mesh with refined irises). "Right" and
 "left" are the subject's own, so the subject's right eye is on the image's left.
 """
 
@@ -140,8 +140,7 @@ def skin_masks(
     samples = to_mask(
         fill_disks(shape, geometry.polygon(SKIN_SAMPLE_POINTS), 0.12 * eye_distance)
     ) * filters.erode(core, max(1, round(0.03 * eye_distance)))
-    likelihood = skin_likelihood(ycc, samples, eye_distance)
-    typical_skin = skin_likelihood(ycc, samples, eye_distance, strict=True)
+    likelihood, typical_skin = skin_likelihood(ycc, samples, eye_distance)
 
     # 3. Forehead above the mesh, ears and neck: only where the colour is skin.
     extension = to_mask(
@@ -182,21 +181,21 @@ def skin_masks(
 
 
 def skin_likelihood(
-    ycc: torch.Tensor, samples: torch.Tensor, eye_distance: float, strict: bool = False
-) -> torch.Tensor:
-    """Return how much each pixel's colour looks like the sampled skin, 0..1, as (1, H, W).
+    ycc: torch.Tensor, samples: torch.Tensor, eye_distance: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return how much each pixel looks like the sampled skin, 0..1, loosely and strictly, each (1, H, W).
 
     The model is a Gaussian in (Cb, Cr) fitted to the sample pixels, so it adapts to
-    every skin tone; luma only rules out pixels far darker than the skin (hair, shadow
+    every skin tone. Luma only rules out pixels far darker than the skin (hair, shadow
     under the jaw). The colour is taken from a blurred copy so that pores and small
-    spots do not punch holes into the mask. `strict` accepts only skin close to the
-    samples' colour and brightness, which keeps hair at the hairline out.
+    spots do not punch holes into the mask. The strict score accepts only skin close to
+    the samples' colour and brightness, which keeps hair at the hairline out.
     """
     # 1. Smooth colour; small spots (up to about 0.05 eye distances) melt into the skin around them.
     smooth = filters.gaussian_blur(ycc, max(1.0, 0.05 * eye_distance))
     chosen = samples[0] > 0.5
     if int(chosen.sum()) < 16:
-        return torch.ones_like(samples)
+        return torch.ones_like(samples), torch.ones_like(samples)
 
     # 2. Fit the colour model, dropping the darkest and brightest tenth of the samples.
     values = smooth[:, chosen]
@@ -210,20 +209,20 @@ def skin_likelihood(
     inverse = torch.linalg.inv(covariance)
     mean_luma = float(values[0].mean())
 
-    # 3. Mahalanobis distance of every pixel's chroma, turned into a soft 0..1 score.
+    # 3. Mahalanobis distance of every pixel's chroma, turned into soft 0..1 scores.
     difference = smooth[1:] - mean.view(2, 1, 1)
-    distance_squared = (
+    distance = (
         inverse[0, 0] * difference[0] ** 2
         + 2 * inverse[0, 1] * difference[0] * difference[1]
         + inverse[1, 1] * difference[1] ** 2
+    ).sqrt()
+    loose = (1.0 - filters.smoothstep(3.0, 5.0, distance)) * filters.smoothstep(
+        0.3 * mean_luma, 0.55 * mean_luma, smooth[0]
     )
-    if strict:
-        colour_score = 1.0 - filters.smoothstep(1.8, 3.0, distance_squared.sqrt())
-        luma_score = filters.smoothstep(0.6 * mean_luma, 0.8 * mean_luma, smooth[0])
-    else:
-        colour_score = 1.0 - filters.smoothstep(3.0, 5.0, distance_squared.sqrt())
-        luma_score = filters.smoothstep(0.3 * mean_luma, 0.55 * mean_luma, smooth[0])
-    return (colour_score * luma_score).unsqueeze(0)
+    strict = (1.0 - filters.smoothstep(1.8, 3.0, distance)) * filters.smoothstep(
+        0.6 * mean_luma, 0.8 * mean_luma, smooth[0]
+    )
+    return loose.unsqueeze(0), strict.unsqueeze(0)
 
 
 def _neck_polygon(geometry: FaceGeometry) -> np.ndarray:

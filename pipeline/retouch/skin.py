@@ -35,9 +35,10 @@ SPOT_SEED, SPOT_EDGE = 2.2, 1.0
 # bounding box than this, is a crease or a patch of stubble.
 SPOT_MAX_ASPECT, SPOT_MIN_FILL = 2.0, 0.4
 
-# Skin-tone line of the vectorscope: skin of every ethnicity lies near 123° in the Cb/Cr plane.
+# The vectorscope's skin-tone line (the NTSC I axis, 123° from +Cb towards +Cr), near which
+# retouchers expect skin of any complexion to sit.
 SKIN_TONE_ANGLE_DEGREES = 123.0
-MAX_CAST_SHIFT = 0.03
+MAX_CAST_SHIFT = 0.015
 
 
 @dataclass(frozen=True)
@@ -206,12 +207,12 @@ def _sample_median(ycc: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
 
 
 def _cast_correction(reference: torch.Tensor, strength: float) -> torch.Tensor:
-    """Return a (Y, Cb, Cr) shift that moves the skin's chroma halfway to the skin-tone line at full strength."""
+    """Return a (Y, Cb, Cr) shift that moves the skin chroma a third of the way to the skin-tone line at full strength."""
     angle = np.deg2rad(SKIN_TONE_ANGLE_DEGREES)
     direction = torch.tensor([np.cos(angle), np.sin(angle)], dtype=reference.dtype, device=reference.device)
     chroma = reference[1:]
     off_line = chroma - (chroma @ direction) * direction
-    shift = -0.5 * strength * off_line
+    shift = -0.35 * strength * off_line
     norm = float(shift.norm())
     if norm > MAX_CAST_SHIFT:
         shift = shift * (MAX_CAST_SHIFT / norm)
