@@ -82,6 +82,10 @@ def person_matte(image: torch.Tensor, faces: list[Face] | None = None) -> torch.
     matte.clamp_(0, 1)
     matte.masked_fill_(matte < ALPHA_FLOOR, 0.0)
     matte.masked_fill_(matte > ALPHA_CEILING, 1.0)
+
+    # 7. The snapping and the filter may have eaten into a face; put it back.
+    for face_mask in face_masks:
+        _raise_to(matte, face_mask.to(matte.device), work_scale)
     return matte
 
 
@@ -280,6 +284,23 @@ def _subject_support(coarse: torch.Tensor, face_masks: list[torch.Tensor], margi
     distance = cv2.distanceTransform(1 - kept, cv2.DIST_L2, 5)
     support = np.clip(2.0 - distance / max(margin / 2, 1e-3), 0.0, 1.0).astype(np.float32)
     return torch.from_numpy(support)[None].to(coarse.device)
+
+
+def _raise_to(matte: torch.Tensor, small_mask: torch.Tensor, work_scale: float) -> None:
+    """Raise `matte` in place to at least `small_mask` (a working-resolution mask), touching only its box."""
+    rows = torch.nonzero(small_mask[0].amax(dim=1) > 0)
+    columns = torch.nonzero(small_mask[0].amax(dim=0) > 0)
+    if len(rows) == 0:
+        return
+    height, width = matte.shape[-2:]
+    top, bottom = int(rows[0]), int(rows[-1]) + 1
+    left, right = int(columns[0]), int(columns[-1]) + 1
+    full_top, full_bottom = int(top / work_scale), min(height, int(np.ceil(bottom / work_scale)))
+    full_left, full_right = int(left / work_scale), min(width, int(np.ceil(right / work_scale)))
+    box = small_mask[:, top:bottom, left:right]
+    box = F.interpolate(box[None], size=(full_bottom - full_top, full_right - full_left), mode="bilinear")[0]
+    region = matte[:, full_top:full_bottom, full_left:full_right]
+    torch.maximum(region, (box > 0.5).to(matte.dtype), out=region)
 
 
 def _typical_face_width(faces: list[Face]) -> float:

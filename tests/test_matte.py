@@ -1,0 +1,157 @@
+"""Person matte and decontamination on real portraits and on composites whose true matte is known."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from pipeline.device import to_tensor
+from pipeline.faces import shared_finder
+from pipeline.matte import _segment, box_mean, decontaminate, person_matte
+
+
+def _iou(matte: np.ndarray, reference: np.ndarray) -> float:
+    ours, theirs = matte > 0.5, reference > 0.5
+    return float((ours & theirs).sum() / (ours | theirs).sum())
+
+
+def _grabcut_reference(rgb: np.ndarray) -> np.ndarray:
+    """A binary person matte from GrabCut (a colour graph cut), seeded by the segmentation model's mask."""
+    height, width = rgb.shape[:2]
+    probability = cv2.resize(_segment(to_tensor(rgb))[0].cpu().numpy(), (width, height))
+    erosion = np.ones((max(3, int(0.02 * max(height, width))),) * 2, np.uint8)
+    mask = np.where(probability > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    mask[cv2.erode((probability > 0.5).astype(np.uint8), erosion) == 1] = cv2.GC_FGD
+    mask[cv2.erode((probability < 0.5).astype(np.uint8), erosion) == 1] = cv2.GC_BGD
+    background_model, foreground_model = np.zeros((1, 65)), np.zeros((1, 65))
+    cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), mask, None, background_model, foreground_model, 4,
+                cv2.GC_INIT_WITH_MASK)
+    reference = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(reference)
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return (labels == largest).astype(np.float32)
+
+
+def _new_backgrounds(height: int, width: int, shared_photos) -> dict[str, np.ndarray]:
+    rows = np.linspace(0, 1, height)[:, None, None]
+    flags = cv2.cvtColor(cv2.imread(str(shared_photos / "obama.jpg")), cv2.COLOR_BGR2RGB)[0:400, 0:140]
+    return {
+        "studio grey": np.full((height, width, 3), 0.55),
+        "navy": np.full((height, width, 3), [0.08, 0.10, 0.20]),
+        "warm gradient": np.concatenate([0.9 - 0.4 * rows, 0.7 - 0.3 * rows, 0.5 - 0.2 * rows], axis=2)
+        * np.ones((1, width, 1)),
+        "flags": cv2.resize(flags, (width, height)) / 255.0,
+    }
+
+
+@pytest.fixture(scope="module")
+def biden_person(shared_photos):
+    """biden2.jpg at 600 px, its faces, and a GrabCut reference matte."""
+    rgb = cv2.cvtColor(cv2.imread(str(shared_photos / "biden2.jpg")), cv2.COLOR_BGR2RGB)
+    rgb = cv2.resize(rgb, (600, 600), interpolation=cv2.INTER_AREA)
+    return rgb, shared_finder().find(rgb), _grabcut_reference(rgb)
+
+
+def test_box_mean_matches_direct_window():
+    values = torch.rand(2, 23, 31)
+    radius = 4
+    expected = torch.zeros_like(values)
+    for row in range(23):
+        for column in range(31):
+            window = values[:, max(0, row - radius) : row + radius + 1, max(0, column - radius) : column + radius + 1]
+            expected[:, row, column] = window.mean(dim=(1, 2))
+    assert torch.allclose(box_mean(values, radius), expected, atol=1e-5)
+
+
+def test_matte_on_astronaut_covers_face_not_corners(astronaut_rgb):
+    faces = shared_finder().find(astronaut_rgb)
+    matte = person_matte(to_tensor(astronaut_rgb), faces)
+
+    assert matte.shape == (1, 512, 512)
+    assert matte.dtype == torch.float32
+    assert float(matte.min()) >= 0.0 and float(matte.max()) <= 1.0
+    hull = cv2.convexHull(faces[0].landmarks[:, :2].astype(np.float32)).astype(np.int32)
+    face_region = np.zeros((512, 512), np.uint8)
+    cv2.fillConvexPoly(face_region, hull, 1)
+    face_region = cv2.erode(face_region, np.ones((5, 5), np.uint8))  # rasterisation differs by a pixel
+    assert float(matte[0].numpy()[face_region == 1].min()) == 1.0
+    assert float(matte[0, :40, 460:].max()) == 0.0  # the shuttle's corner of the frame
+
+
+def test_matte_matches_reference_on_plain_backdrop(biden_person):
+    rgb, faces, reference = biden_person
+    matte = person_matte(to_tensor(rgb), faces)[0].numpy()
+    iou = _iou(matte, reference)
+    print(f"biden2 IoU vs GrabCut reference: {iou:.4f}")
+    assert iou >= 0.90
+
+
+def test_matte_iou_on_synthetic_composites(biden_person, shared_photos):
+    rgb, faces, reference = biden_person
+    known = cv2.GaussianBlur(reference, (0, 0), 0.7)[..., None]
+    for name, background in _new_backgrounds(600, 600, shared_photos).items():
+        composite = np.round((known * rgb / 255.0 + (1 - known) * background) * 255).astype(np.uint8)
+        matte = person_matte(to_tensor(composite), shared_finder().find(composite))[0].numpy()
+        iou = _iou(matte, known[..., 0])
+        print(f"composite on {name}: IoU {iou:.4f}")
+        assert iou >= 0.90, name
+
+
+def test_matte_leaves_far_backdrop_clean(biden_person, shared_photos):
+    """On white, backdrop pixels farther than 5 % of the face width from the subject stay within ΔE 2."""
+    from skimage.color import rgb2lab
+
+    from pipeline.backdrops import BackdropSpec, replace_backdrop
+
+    rgb, faces, reference = biden_person
+    known = cv2.GaussianBlur(reference, (0, 0), 0.7)[..., None]
+    distance = cv2.distanceTransform((reference < 0.5).astype(np.uint8), cv2.DIST_L2, 5)
+    far = distance > 0.05 * faces[0].box[2]
+    for name, background in _new_backgrounds(600, 600, shared_photos).items():
+        composite = np.round((known * rgb / 255.0 + (1 - known) * background) * 255).astype(np.uint8)
+        image = to_tensor(composite)
+        composite_faces = shared_finder().find(composite)
+        matte = person_matte(image, composite_faces)
+        white = replace_backdrop(BackdropSpec("white"), image, matte, composite_faces)
+        delta_e = np.linalg.norm(rgb2lab(white.permute(1, 2, 0).numpy()[far]) - [100, 0, 0], axis=1)
+        print(f"white over {name}: far pixels with ΔE > 2: {(delta_e > 2).mean():.5f}, max ΔE {delta_e.max():.2f}")
+        assert (delta_e > 2).mean() < 0.001, name
+
+
+def test_decontaminate_removes_green_fringe(biden_person):
+    rgb, faces, reference = biden_person
+    subject = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255
+    alpha = torch.from_numpy(cv2.GaussianBlur(reference, (0, 0), 3.0))[None]
+    green = torch.tensor([0.1, 0.8, 0.2]).view(3, 1, 1)
+    observed = subject * alpha + green * (1 - alpha)
+
+    estimate = decontaminate(observed, alpha)
+
+    # Only inside the reference outline is the true subject colour known.
+    band = ((alpha > 0.1) & (alpha < 0.9) & (torch.from_numpy(reference)[None] > 0.5)).expand(3, -1, -1)
+    naive_error = float((observed - subject).abs()[band].mean())
+    error = float((estimate - subject).abs()[band].mean())
+
+    def green_cast(colours):
+        return float((colours[1] - (colours[0] + colours[2]) / 2)[band[0]].mean())
+
+    print(f"edge band colour error: naive {naive_error:.4f}, decontaminated {error:.4f}; green cast: "
+          f"true {green_cast(subject):.4f}, naive {green_cast(observed):.4f}, decontaminated {green_cast(estimate):.4f}")
+    assert error < 0.6 * naive_error
+    assert abs(green_cast(estimate) - green_cast(subject)) < 0.03
+
+
+def test_decontaminate_keeps_solid_and_empty_pixels(astronaut_rgb):
+    image = to_tensor(astronaut_rgb)
+    matte = torch.zeros((1, 512, 512))
+    matte[:, 100:400, 100:400] = 1.0
+    matte[:, 100:400, 95:100] = 0.5
+
+    estimate = decontaminate(image, matte)
+
+    solid = (matte == 1).expand(3, -1, -1)
+    empty = (matte == 0).expand(3, -1, -1)
+    assert torch.equal(estimate[solid], image[solid])
+    assert torch.equal(estimate[empty], image[empty])
