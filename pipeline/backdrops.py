@@ -186,7 +186,7 @@ def replace_backdrop(
 
 
 def _studio_grey(height, width, center, color_in_profile, device) -> torch.Tensor:
-    """A grey field lit behind the head: brightest at `center`, darker towards the corners, dithered."""
+    """Render a grey field lit behind the head: brightest at `center`, darker towards the corners, dithered."""
     # 1. The light level in sRGB, by distance from the head, relative to the frame's diagonal.
     rows = torch.arange(height, device=device, dtype=torch.float32).view(-1, 1)
     columns = torch.arange(width, device=device, dtype=torch.float32).view(1, -1)
@@ -210,7 +210,7 @@ def _studio_grey(height, width, center, color_in_profile, device) -> torch.Tenso
 
 
 def _head_center(faces: list[Face], matte: torch.Tensor) -> tuple[float, float]:
-    """Where the backdrop light centres: slightly above the eyes of the largest face, else on the matte."""
+    """Return where the backdrop light centres: above the eyes of the largest face, else on the matte."""
     if faces:
         face = max(faces, key=lambda candidate: candidate.box[2] * candidate.box[3])
         right_eye, left_eye = face.eye_centers
@@ -229,7 +229,7 @@ def _head_center(faces: list[Face], matte: torch.Tensor) -> tuple[float, float]:
 
 
 def _lens_blurred_background(image: torch.Tensor, matte: torch.Tensor, faces: list[Face]) -> torch.Tensor:
-    """The original background with the subject filled in from around it, then blurred by a disc like a wide-open lens."""
+    """Fill the subject's hole in the original background from around it, then blur it by a disc like a wide-open lens."""
     height, width = image.shape[-2:]
 
     # 1. Work at a scale where the lens disc is small.

@@ -71,7 +71,8 @@ def test_matte_on_astronaut_covers_face_not_corners(astronaut_rgb):
 
     assert matte.shape == (1, 512, 512)
     assert matte.dtype == torch.float32
-    assert float(matte.min()) >= 0.0 and float(matte.max()) <= 1.0
+    assert float(matte.min()) >= 0.0
+    assert float(matte.max()) <= 1.0
     hull = cv2.convexHull(faces[0].landmarks[:, :2].astype(np.float32)).astype(np.int32)
     face_region = np.zeros((512, 512), np.uint8)
     cv2.fillConvexPoly(face_region, hull, 1)

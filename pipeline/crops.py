@@ -1,0 +1,348 @@
+"""Headshot crops framed from the face mesh and the matte: head levelled, consistent headroom, and the
+passport formats' head-size rules; applied as one rotate-crop-resize resampling.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import HeadshotError
+from .faces import CHIN, Face
+from .i18n import N_
+
+CROPS: dict[str, str] = {
+    "original": N_("Original framing"),
+    "square": N_("Square (1:1, LinkedIn)"),
+    "portrait": N_("Portrait (4:5)"),
+    "classic": N_("Classic (2:3)"),
+    "banner": N_("Banner (16:9)"),
+    "passport": N_("Passport photo (35×45 mm)"),
+    "us-passport": N_("US passport photo (2×2 in)"),
+}
+
+MIN_OUTPUT = 400  # shorter side of a social crop, in pixels
+EXTEND_LONG_SIDE = 512  # the smooth extension past the frame's edge is computed at this size
+
+# The crown over the eye line, in eye-to-chin distances. It is the matte's top edge above the face, kept
+# between a short-haired skull and a full head of hair. Without a matte the middle value is used.
+CROWN_RANGE = (0.75, 1.2)
+CROWN_WITHOUT_MATTE = 0.95
+
+
+@dataclass(frozen=True)
+class _Framing:
+    aspect: float  # width / height
+    head: float  # chin-to-crown height as a fraction of the crop height
+    head_max: float  # how far the head may grow when the crop shrinks to stay inside the frame
+    eye: float | None  # eye line from the top, as a fraction of the height; None: set by `crown`
+    crown: float | None  # crown from the top, as a fraction of the height (passports)
+    vertical_slack: float  # how far the eye line may move to stay inside the frame
+    face_x: float  # face centre from the left, as a fraction of the width
+    horizontal_slack: float
+    output: tuple[int, int] | None = None  # fixed output size (width, height)
+
+
+FRAMINGS: dict[str, _Framing] = {
+    "square": _Framing(1.0, 0.50, 0.62, 0.40, None, 0.02, 0.5, 0.02),
+    "portrait": _Framing(4 / 5, 0.42, 0.52, 0.38, None, 0.02, 0.5, 0.02),
+    "classic": _Framing(2 / 3, 0.36, 0.46, 0.36, None, 0.02, 0.5, 0.02),
+    "banner": _Framing(16 / 9, 0.50, 0.62, 0.40, None, 0.03, 2 / 3, 1 / 6),
+    # ICAO 9303: chin to crown 70–80 % of the height; eyes 50–70 % of the height from the bottom.
+    "passport": _Framing(827 / 1063, 0.75, 0.77, None, 0.09, 0.02, 0.5, 0.02, output=(827, 1063)),
+    # US Department of State: head 50–69 % of the height, eyes 56–69 % of the height from the bottom.
+    "us-passport": _Framing(1.0, 0.60, 0.64, None, 0.11, 0.02, 0.5, 0.02, output=(600, 600)),
+}
+ASPECT_UNITS = {"square": (1, 1), "portrait": (4, 5), "classic": (2, 3), "banner": (16, 9)}
+
+
+@dataclass
+class CropPlan:
+    """A crop in source pixels: a rectangle of width × height centred at (center_x, center_y), rotated by
+    angle_degrees (the head's roll, clockwise on screen), resampled to output_width × output_height."""
+
+    name: str
+    center_x: float
+    center_y: float
+    angle_degrees: float
+    width: float
+    height: float
+    output_width: int
+    output_height: int
+    reaches_past_edge: bool
+
+
+def plan_crop(
+    name: str,
+    face: Face,
+    image_width: int,
+    image_height: int,
+    matte: torch.Tensor | None = None,
+    min_output: int | None = None,
+) -> CropPlan:
+    """Frame the crop `name` around `face`; raise HeadshotError invalid_option for an unknown name.
+
+    `matte` (1, H, W) of the same image finds the top of the hair. The crop shrinks or shifts within its
+    framing rules to stay inside the frame; if it still cannot, `reaches_past_edge` is True.
+    """
+    if name == "original":
+        return CropPlan(name, image_width / 2, image_height / 2, 0.0, float(image_width), float(image_height),
+                        image_width, image_height, False)
+    if name not in FRAMINGS:
+        raise HeadshotError("invalid_option", detail=f"unknown crop: {name!r}", option="crop", value=name,
+                            allowed=", ".join(CROPS))
+    framing = FRAMINGS[name]
+
+    # 1. The head in a levelled frame: origin between the eyes, x along the eye line, y down.
+    head = _head_geometry(face, matte)
+    crop_height = head.height / framing.head
+    crop_width = crop_height * framing.aspect
+
+    # 2. The ideal position, then shifts and shrinks within the framing rules until it fits the frame.
+    plan = None
+    for head_fraction in np.linspace(framing.head, framing.head_max, 7):
+        height = head.height / head_fraction
+        candidate = _fit_inside(framing, head, height, height * framing.aspect, image_width, image_height)
+        if candidate is not None:
+            plan = candidate
+            break
+    if plan is None:
+        center_x, center_y = _least_overflow(framing, head, crop_height, crop_width, image_width, image_height)
+        plan = (center_x, center_y, crop_width, crop_height)
+    center_x, center_y, width, height = plan
+
+    # 3. Output size: the source's own resolution, enlarged only to reach the minimum.
+    output_width, output_height = _output_size(name, framing, width, height, min_output)
+    reaches = _overflow(center_x, center_y, width, height, head.angle, image_width, image_height) > 0.5
+    return CropPlan(name, center_x, center_y, math.degrees(head.angle), width, height, output_width, output_height,
+                    reaches)
+
+
+def apply_crop(image: torch.Tensor, plan: CropPlan, fill: torch.Tensor | None = None) -> torch.Tensor:
+    """Rotate, crop and resize `image` (C, H, W) in one resampling; "original" returns `image` itself.
+
+    Where the crop reaches past the frame, `fill` is used: a tensor of the output's size (C, h, w), or a
+    colour (C, 1, 1). Without it the frame is extended by mirroring its edge, softened.
+    """
+    channels, height, width = image.shape
+    if plan.name == "original":
+        return image
+
+    # 1. Cut the part of the frame the crop covers, with a margin for the interpolation kernel.
+    angle = math.radians(plan.angle_degrees)
+    corners = _corners(plan.center_x, plan.center_y, plan.width, plan.height, angle)
+    x0 = max(0, int(math.floor(corners[:, 0].min())) - 4)
+    y0 = max(0, int(math.floor(corners[:, 1].min())) - 4)
+    x1 = min(width, int(math.ceil(corners[:, 0].max())) + 4)
+    y1 = min(height, int(math.ceil(corners[:, 1].max())) + 4)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        x0, y0, x1, y1 = 0, 0, width, height
+    region = image[:, y0:y1, x0:x1]
+
+    # 2. When shrinking a lot, average whole blocks first so fine detail does not alias.
+    source_per_output = plan.width / plan.output_width
+    block = max(1, int(source_per_output))
+    if block > 1:
+        region = F.avg_pool2d(region[None], kernel_size=block, stride=block, ceil_mode=True)[0]
+
+    # 3. Where each output pixel's centre lies in the frame, then in the region as -1..1 coordinates.
+    device = image.device
+    u = (torch.arange(plan.output_width, device=device, dtype=torch.float32) + 0.5) / plan.output_width - 0.5
+    v = (torch.arange(plan.output_height, device=device, dtype=torch.float32) + 0.5) / plan.output_height - 0.5
+    u = (u * plan.width).view(1, -1)
+    v = (v * plan.height).view(-1, 1)
+    cos, sin = math.cos(angle), math.sin(angle)
+    source_x = plan.center_x + u * cos - v * sin
+    source_y = plan.center_y + u * sin + v * cos
+    region_height, region_width = region.shape[-2:]
+    grid = torch.stack(
+        [(source_x - x0) / block / region_width * 2 - 1, (source_y - y0) / block / region_height * 2 - 1], dim=-1
+    )
+
+    # 4. One resampling; bicubic keeps detail when the scale is near 1.
+    mode = "bicubic" if block == 1 else "bilinear"
+    sampled = F.grid_sample(region[None], grid[None], mode=mode, padding_mode="reflection", align_corners=False)[0]
+    sampled = sampled.clamp_(0, 1)
+    if not plan.reaches_past_edge:
+        return sampled
+
+    # 5. Past the frame: the given fill, or the frame's edge colours carried on smoothly (no mirrored faces);
+    #    one pixel of blend at the seam.
+    inside = (
+        (source_x + 0.5).clamp(0, 1)
+        * (width + 0.5 - source_x).clamp(0, 1)
+        * (source_y + 0.5).clamp(0, 1)
+        * (height + 0.5 - source_y).clamp(0, 1)
+    )[None]
+    if fill is None:
+        fill = _extend_edges(sampled, inside)
+    return sampled * inside + fill.to(device=device, dtype=sampled.dtype) * (1 - inside)
+
+
+def _extend_edges(sampled: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+    """Continue the colours at the frame's edge into the area past it, smoothly, at reduced resolution."""
+    from .backdrops import fill_holes
+
+    height, width = sampled.shape[-2:]
+    scale = min(1.0, EXTEND_LONG_SIDE / max(height, width))
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    known = (inside >= 0.999).to(sampled.dtype)
+    small_weight = F.interpolate(known[None], size=size, mode="area")[0]
+    small_colour = F.interpolate((sampled * known)[None], size=size, mode="area")[0]
+    small_colour = small_colour / small_weight.clamp_min(1e-6)
+    filled = fill_holes(small_colour, (small_weight > 0.99).to(sampled.dtype))
+    return F.interpolate(filled[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+
+
+@dataclass
+class _Head:
+    angle: float  # roll in radians: the eye line's direction in the source, clockwise on screen
+    eye_mid: np.ndarray  # between the eyes, source pixels
+    face_center_x: float  # across the face, in the levelled frame
+    crown: float  # above the eye line (negative y) in the levelled frame
+    chin: float  # below the eye line
+    gaze: float  # -1 turned to the image's left, +1 to its right, 0 frontal
+
+    @property
+    def height(self) -> float:
+        return self.chin - self.crown
+
+
+def _head_geometry(face: Face, matte: torch.Tensor | None) -> _Head:
+    right_eye, left_eye = (np.asarray(eye, dtype=np.float64) for eye in face.eye_centers)
+    eye_mid = (right_eye + left_eye) / 2
+    angle = math.atan2(left_eye[1] - right_eye[1], left_eye[0] - right_eye[0])
+
+    # 1. Chin and face extent in the levelled frame.
+    if face.landmarks is not None:
+        points = _levelled(face.landmarks[:, :2].astype(np.float64), eye_mid, angle)
+        chin = float(points[CHIN, 1])
+        face_center_x = float((points[:, 0].min() + points[:, 0].max()) / 2)
+        nose_offset = float(points[1, 0] - face_center_x)
+        face_width = float(points[:, 0].max() - points[:, 0].min())
+    else:
+        corners = np.array([[face.box[0], face.box[1]], [face.box[0] + face.box[2], face.box[1] + face.box[3]]])
+        points = _levelled(corners, eye_mid, angle)
+        chin = float(points[1, 1])
+        face_center_x = float(points[:, 0].mean())
+        nose_offset = 0.0
+        face_width = float(face.box[2])
+    chin = max(chin, 0.5 * face.eye_distance)
+
+    # 2. The crown: the matte's top edge above the face, kept within head proportions.
+    crown = CROWN_WITHOUT_MATTE * chin
+    if matte is not None:
+        top = _matte_top(matte, eye_mid, angle, face_center_x, face_width, 1.6 * chin)
+        if top is not None:
+            crown = float(np.clip(top, CROWN_RANGE[0] * chin, CROWN_RANGE[1] * chin))
+    gaze = float(np.clip(nose_offset / max(0.08 * face_width, 1e-6), -1, 1)) if abs(nose_offset) > 0.04 * face_width else 0.0
+    return _Head(angle, eye_mid, face_center_x, -crown, chin, gaze)
+
+
+def _matte_top(matte, eye_mid, angle, face_center_x, face_width, reach) -> float | None:
+    """Return how far above the eye line the matte stays solid, the highest over a few columns across the face."""
+    alpha = matte[0].detach().to("cpu").float().numpy() if matte.dim() == 3 else matte.detach().cpu().numpy()
+    height, width = alpha.shape
+    cos, sin = math.cos(angle), math.sin(angle)
+    steps = np.linspace(0, reach, max(8, int(reach)))
+    highest = None
+    for offset in np.linspace(-0.2, 0.2, 5) * face_width:
+        x_levelled = face_center_x + offset
+        xs = eye_mid[0] + x_levelled * cos + steps * sin
+        ys = eye_mid[1] + x_levelled * sin - steps * cos
+        inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
+        values = np.zeros_like(steps)
+        values[inside] = alpha[ys[inside].astype(int), xs[inside].astype(int)]
+        if not inside[-1]:
+            values[~inside] = 1.0  # past the frame's edge the head may go on
+        gaps = np.flatnonzero(values < 0.5)
+        top = steps[gaps[0]] if len(gaps) else reach
+        highest = top if highest is None else max(highest, top)
+    return highest
+
+
+def _levelled(points: np.ndarray, origin: np.ndarray, angle: float) -> np.ndarray:
+    cos, sin = math.cos(angle), math.sin(angle)
+    shifted = points - origin
+    return np.stack([shifted[:, 0] * cos + shifted[:, 1] * sin, -shifted[:, 0] * sin + shifted[:, 1] * cos], axis=1)
+
+
+def _to_source(head: _Head, x: float, y: float) -> tuple[float, float]:
+    cos, sin = math.cos(head.angle), math.sin(head.angle)
+    return head.eye_mid[0] + x * cos - y * sin, head.eye_mid[1] + x * sin + y * cos
+
+
+def _ideal_offsets(framing: _Framing, head: _Head, height: float, width: float) -> tuple[float, float]:
+    """Return the crop centre in the levelled frame for the framing's ideal eye line and face position."""
+    if framing.eye is not None:
+        eye_from_top = framing.eye * height
+    else:
+        eye_from_top = framing.crown * height - head.crown
+    face_x = framing.face_x
+    if face_x != 0.5:
+        # Leave the open space on the side the face turns to; frontal faces go to the right third.
+        face_x = 1 - face_x if head.gaze > 0 else face_x
+    center_x = head.face_center_x - (face_x - 0.5) * width
+    center_y = height / 2 - eye_from_top
+    return center_x, center_y
+
+
+def _candidate_centres(framing, head, height, width):
+    ideal_x, ideal_y = _ideal_offsets(framing, head, height, width)
+    horizontal = np.linspace(-framing.horizontal_slack, framing.horizontal_slack, 9) * width
+    vertical = np.linspace(-framing.vertical_slack, framing.vertical_slack, 9) * height
+    candidates = [(ideal_x + dx, ideal_y + dy) for dx in horizontal for dy in vertical]
+    candidates.sort(key=lambda centre: (centre[0] - ideal_x) ** 2 / width**2 + (centre[1] - ideal_y) ** 2 / height**2)
+    return candidates
+
+
+def _fit_inside(framing, head, height, width, image_width, image_height):
+    for x, y in _candidate_centres(framing, head, height, width):
+        center_x, center_y = _to_source(head, x, y)
+        if _overflow(center_x, center_y, width, height, head.angle, image_width, image_height) <= 0.5:
+            return center_x, center_y, width, height
+    return None
+
+
+def _least_overflow(framing, head, height, width, image_width, image_height):
+    """Return the centre that reaches least past the frame; a centred face stays centred, since a fill is needed anyway."""
+    ideal_x, _ = _ideal_offsets(framing, head, height, width)
+    best = None
+    for x, y in _candidate_centres(framing, head, height, width):
+        if framing.face_x == 0.5 and x != ideal_x:
+            continue
+        center = _to_source(head, x, y)
+        overflow = _overflow(*center, width, height, head.angle, image_width, image_height, total=True)
+        if best is None or overflow < best[0] - 1e-6:
+            best = (overflow, center)
+    return best[1]
+
+
+def _corners(center_x, center_y, width, height, angle) -> np.ndarray:
+    cos, sin = math.cos(angle), math.sin(angle)
+    offsets = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * [width / 2, height / 2]
+    return np.stack([center_x + offsets[:, 0] * cos - offsets[:, 1] * sin,
+                     center_y + offsets[:, 0] * sin + offsets[:, 1] * cos], axis=1)
+
+
+def _overflow(center_x, center_y, width, height, angle, image_width, image_height, total=False) -> float:
+    """Return how far (pixels) the rotated crop's corners reach past the frame: the worst, or the sum."""
+    corners = _corners(center_x, center_y, width, height, angle)
+    past = np.concatenate([-corners[:, 0], corners[:, 0] - image_width, -corners[:, 1], corners[:, 1] - image_height])
+    past = np.maximum(past, 0)
+    return float(past.sum() if total else past.max())
+
+
+def _output_size(name, framing, width, height, min_output) -> tuple[int, int]:
+    if framing.output is not None:
+        return framing.output
+    units_x, units_y = ASPECT_UNITS[name]
+    minimum = MIN_OUTPUT if min_output is None else min_output
+    unit = max(height / units_y, math.ceil(minimum / min(units_x, units_y)))
+    unit = max(1, int(round(unit)))
+    return units_x * unit, units_y * unit
+

@@ -1,0 +1,198 @@
+"""Crop framing measured on the cropped output itself: faces found again, eyes and head placed by the rules."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from pipeline.crops import CROPS, CropPlan, apply_crop, plan_crop
+from pipeline.device import to_pixels, to_tensor
+from pipeline.errors import HeadshotError
+from pipeline.faces import CHIN, shared_finder
+from pipeline.matte import person_matte
+
+
+def _load(shared_photos, name: str, long_side: int | None = None) -> np.ndarray:
+    rgb = cv2.cvtColor(cv2.imread(str(shared_photos / name)), cv2.COLOR_BGR2RGB)
+    if long_side is not None and max(rgb.shape[:2]) > long_side:
+        scale = long_side / max(rgb.shape[:2])
+        rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return rgb
+
+
+def _crop_and_find(rgb: np.ndarray, name: str, with_matte: bool = True):
+    """Plan and apply crop `name`; return the plan, the output pixels and the face found again in it."""
+    image = to_tensor(rgb)
+    face = shared_finder().find(rgb)[0]
+    matte = person_matte(image, [face]) if with_matte else None
+    plan = plan_crop(name, face, rgb.shape[1], rgb.shape[0], matte)
+    output = to_pixels(apply_crop(image, plan))
+    found = shared_finder().find(output)
+    assert found and found[0].landmarks is not None, f"no face in the {name} crop"
+    return plan, output, found[0]
+
+
+def _eye_line(face) -> tuple[float, float]:
+    """Return the eye line's height (pixels) and its angle (degrees) from horizontal."""
+    right_eye, left_eye = face.eye_centers
+    angle = math.degrees(math.atan2(left_eye[1] - right_eye[1], left_eye[0] - right_eye[0]))
+    return float((right_eye[1] + left_eye[1]) / 2), angle
+
+
+def _face_center_x(face) -> float:
+    x_values = face.landmarks[:, 0]
+    return float((x_values.min() + x_values.max()) / 2)
+
+
+@pytest.mark.parametrize("photo", ["biden2.jpg", "obama.jpg"])
+def test_square_places_eyes_and_centres_face(shared_photos, photo):
+    rgb = _load(shared_photos, photo, long_side=900)
+    plan, output, face = _crop_and_find(rgb, "square")
+    height, width = output.shape[:2]
+    eye_height, _ = _eye_line(face)
+    eyes_from_top = eye_height / height
+    centre_offset = _face_center_x(face) / width - 0.5
+    print(f"{photo} square {width}×{height}: eyes {eyes_from_top:.1%} from top, face centre off by {centre_offset:+.1%}")
+
+    assert width == height >= 400
+    assert 0.35 <= eyes_from_top <= 0.45
+    assert abs(centre_offset) <= 0.05
+
+
+def test_square_on_astronaut(astronaut_rgb):
+    plan, output, face = _crop_and_find(astronaut_rgb, "square")
+    eye_height, angle = _eye_line(face)
+    print(f"astronaut square: eyes {eye_height / output.shape[0]:.1%} from top, eye line {angle:+.2f}°")
+    assert 0.35 <= eye_height / output.shape[0] <= 0.45
+    assert abs(_face_center_x(face) / output.shape[1] - 0.5) <= 0.05
+    assert abs(angle) <= 1.0
+
+
+def test_roll_correction_levels_eyes(shared_photos):
+    rgb = _load(shared_photos, "biden2.jpg", long_side=900)
+    height, width = rgb.shape[:2]
+    rotation = cv2.getRotationMatrix2D((width / 2, height / 2), 8, 1.0)
+    tilted = cv2.warpAffine(rgb, rotation, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    _, tilted_angle = _eye_line(shared_finder().find(tilted)[0])
+
+    for name in ("square", "portrait", "passport"):
+        plan, output, face = _crop_and_find(tilted, name)
+        _, angle = _eye_line(face)
+        print(f"tilted frame: eye line {tilted_angle:+.2f}°, after the {name} crop {angle:+.2f}°")
+        assert abs(plan.angle_degrees - tilted_angle) < 1.5
+        assert abs(angle) <= 1.0, name
+
+
+@pytest.mark.parametrize("photo", ["biden2.jpg", "obama.jpg"])
+def test_passport_chin_to_crown(shared_photos, photo):
+    rgb = _load(shared_photos, photo, long_side=1200)
+    plan, output, face = _crop_and_find(rgb, "passport")
+    assert (plan.output_width, plan.output_height) == (827, 1063)
+
+    # The crown measured on the output: the top of a fresh matte straight above the eyes.
+    right_eye, left_eye = face.eye_centers
+    eye_x, eye_y = int((right_eye[0] + left_eye[0]) / 2), int((right_eye[1] + left_eye[1]) / 2)
+    matte = person_matte(to_tensor(output), [face])[0].numpy()
+    column = matte[:eye_y, eye_x - 5 : eye_x + 6].min(axis=1)
+    background_rows = np.flatnonzero(column < 0.5)
+    crown = int(background_rows.max()) + 1 if len(background_rows) else 0
+    chin = float(face.landmarks[CHIN, 1])
+    head_fraction = (chin - crown) / output.shape[0]
+    print(f"{photo} passport: chin to crown {head_fraction:.1%} of the height (chin {chin:.0f}, crown {crown})")
+    assert 0.70 <= head_fraction <= 0.80
+
+
+def test_us_passport_head_size(shared_photos):
+    rgb = _load(shared_photos, "biden2.jpg", long_side=900)
+    plan, output, face = _crop_and_find(rgb, "us-passport")
+    assert output.shape[:2] == (600, 600)
+    right_eye, left_eye = face.eye_centers
+    eye_x = int((right_eye[0] + left_eye[0]) / 2)
+    matte = person_matte(to_tensor(output), [face])[0].numpy()
+    crown = int(np.argmax(matte[:, eye_x] > 0.5))
+    head_fraction = (float(face.landmarks[CHIN, 1]) - crown) / 600
+    print(f"us-passport: head {head_fraction:.1%} of the height")
+    assert 0.50 <= head_fraction <= 0.69
+
+
+def test_crop_past_edge_is_filled(astronaut_rgb):
+    # Cut the frame just above the hair, so any headroom must come from past the edge.
+    face = shared_finder().find(astronaut_rgb)[0]
+    top = int(face.box[1])
+    rgb = np.ascontiguousarray(astronaut_rgb[top:])
+    face = shared_finder().find(rgb)[0]
+    image = to_tensor(rgb)
+
+    plan = plan_crop("portrait", face, rgb.shape[1], rgb.shape[0])
+    assert plan.reaches_past_edge
+
+    extended = apply_crop(image, plan)
+    assert not bool(torch.isnan(extended).any())
+    top_rows = extended[:, :5]
+    assert float(top_rows.std()) < 0.2  # a smooth continuation, not mirrored detail
+
+    fill = torch.tensor([0.25, 0.5, 0.75]).view(3, 1, 1)
+    filled = apply_crop(image, plan, fill=fill)
+    assert torch.allclose(filled[:, 0, plan.output_width // 2], fill[:, 0, 0], atol=1e-6)
+
+
+def test_crop_inside_frame_reports_no_edge(shared_photos):
+    rgb = _load(shared_photos, "obama3.jpg", long_side=1400)
+    face = shared_finder().find(rgb)[0]
+    plan = plan_crop("square", face, rgb.shape[1], rgb.shape[0])
+    assert not plan.reaches_past_edge
+    assert plan.output_width == round(plan.height)  # the source's resolution, not enlarged
+
+
+def test_small_source_is_enlarged_to_minimum(shared_photos):
+    rgb = _load(shared_photos, "obama-240p.jpg")
+    face = shared_finder().find(rgb)[0]
+    plan = plan_crop("square", face, rgb.shape[1], rgb.shape[0])
+    assert plan.output_width == plan.output_height == 400
+    assert apply_crop(to_tensor(rgb), plan).shape == (3, 400, 400)
+
+
+def test_aspect_ratios_are_exact(astronaut_rgb):
+    face = shared_finder().find(astronaut_rgb)[0]
+    expected = {"square": 1.0, "portrait": 4 / 5, "classic": 2 / 3, "banner": 16 / 9}
+    for name, aspect in expected.items():
+        plan = plan_crop(name, face, 512, 512)
+        assert plan.output_width / plan.output_height == pytest.approx(aspect), name
+        assert plan.width / plan.height == pytest.approx(aspect), name
+
+
+def test_original_crop_is_identity(astronaut_rgb):
+    image = to_tensor(astronaut_rgb)
+    face = shared_finder().find(astronaut_rgb)[0]
+    plan = plan_crop("original", face, 512, 512)
+    assert plan == CropPlan("original", 256.0, 256.0, 0.0, 512.0, 512.0, 512, 512, False)
+    assert torch.equal(apply_crop(image, plan), image)
+
+
+def test_shrinking_averages_detail():
+    # A one-pixel checkerboard shrunk 4× must come out mid-grey, not aliased stripes.
+    checker = ((np.indices((800, 800)).sum(axis=0) % 2) * 1.0).astype(np.float32)
+    image = torch.from_numpy(np.stack([checker] * 3))
+    plan = CropPlan("square", 400.0, 400.0, 3.0, 600.0, 600.0, 150, 150, False)
+    output = apply_crop(image, plan)
+    assert abs(float(output.mean()) - 0.5) < 0.02
+    assert float(output.std()) < 0.05
+
+
+def test_unknown_crop_is_rejected(astronaut_rgb):
+    face = shared_finder().find(astronaut_rgb)[0]
+    with pytest.raises(HeadshotError) as raised:
+        plan_crop("panorama", face, 512, 512)
+    assert raised.value.code == "invalid_option"
+
+
+def test_crop_names_have_dutch_translations():
+    from pipeline.i18n import gettext_for
+
+    dutch = gettext_for("nl")
+    for display_name in CROPS.values():
+        assert dutch(display_name) != display_name, display_name
