@@ -35,6 +35,7 @@ ColorInProfile = Callable[[tuple[float, float, float]], tuple[float, float, floa
 STUDIO_GREY_CENTER = 0.58
 STUDIO_GREY_EDGE = 0.30
 STUDIO_GREY_DITHER = 0.5 / 255  # breaks up banding in 8-bit output
+STUDIO_GREY_LONG_SIDE = 256  # the smooth light fall-off is computed at this size
 BLUR_RADIUS = 0.22  # of the face width: the circle of confusion of a wide-open portrait lens
 BLUR_WORK_RADIUS = 8  # the lens blur runs at a scale where its disc has this radius in pixels
 LIGHT_WRAP_RADIUS = 0.012  # of the long side
@@ -146,7 +147,7 @@ def composite(
 
     # 1. The plain composite.
     alpha = matte.clamp(0, 1)
-    result = foreground[:3] * alpha + backdrop * (1 - alpha)
+    result = torch.lerp(backdrop.expand_as(foreground[:3]), foreground[:3], alpha)
     if light_wrap <= 0:
         return result
 
@@ -155,17 +156,24 @@ def composite(
     scale = min(1.0, LIGHT_WRAP_LONG_SIDE / max(height, width))
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
     small_alpha = _resize(alpha, size)
-    small_backdrop = _resize(backdrop, size)
+    small_backdrop = _resize(backdrop.expand(3, height, width), size)
     radius = max(1, round(LIGHT_WRAP_RADIUS * max(size)))
     surround = box_mean(1 - small_alpha, radius)
     spill = box_mean(small_backdrop * (1 - small_alpha), radius) / surround.clamp_min(1e-4)
-    wrap = torch.cat([surround, spill])
-    if scale < 1.0:
-        wrap = F.interpolate(wrap[None], size=(height, width), mode="bilinear")[0]
 
-    # 3. Blend the spill into the subject's edge only.
-    amount = (light_wrap * alpha * wrap[:1]).clamp_(0, 1)
-    return result + amount * (wrap[1:] - result)
+    # 3. Blend the spill into the subject's edge only: pixels with some matte and some backdrop around.
+    reach = F.interpolate(surround[None], size=(height, width), mode="bilinear")[0, 0] if scale < 1.0 else surround[0]
+    edge = ((alpha[0] > 0) & (reach > 1e-3)).nonzero()
+    if len(edge) == 0:
+        return result
+    rows, columns = edge[:, 0], edge[:, 1]
+    points = torch.stack([(columns + 0.5) / width * 2 - 1, (rows + 0.5) / height * 2 - 1], dim=-1)
+    grid = points[None, None].to(spill.dtype)
+    spill_at = F.grid_sample(spill[None], grid, padding_mode="border", align_corners=False)[0, :, 0]
+    amount = (light_wrap * alpha[0, rows, columns] * reach[rows, columns]).clamp(0, 1)
+    current = result[:, rows, columns]
+    result[:, rows, columns] = current + amount * (spill_at - current)
+    return result
 
 
 def replace_backdrop(
@@ -187,26 +195,29 @@ def replace_backdrop(
 
 def _studio_grey(height, width, center, color_in_profile, device) -> torch.Tensor:
     """Render a grey field lit behind the head: brightest at `center`, darker towards the corners, dithered."""
-    # 1. The light level in sRGB, by distance from the head, relative to the frame's diagonal.
-    rows = torch.arange(height, device=device, dtype=torch.float32).view(-1, 1)
-    columns = torch.arange(width, device=device, dtype=torch.float32).view(1, -1)
+    # 1. The light level in sRGB by distance from the head, on a coarse grid (it is smooth).
+    scale = min(1.0, STUDIO_GREY_LONG_SIDE / max(height, width))
+    rows = (torch.arange(max(2, round(height * scale)), device=device, dtype=torch.float32) + 0.5) / scale - 0.5
+    columns = (torch.arange(max(2, round(width * scale)), device=device, dtype=torch.float32) + 0.5) / scale - 0.5
     diagonal = math.hypot(height, width)
-    distance = torch.sqrt((columns - center[0]) ** 2 + (rows - center[1]) ** 2) / (0.75 * diagonal)
-    falloff = 1 - torch.exp(-1.6 * distance.clamp(0, 1.5) ** 2)
+    distance = torch.sqrt((columns.view(1, -1) - center[0]) ** 2 + (rows.view(-1, 1) - center[1]) ** 2)
+    falloff = 1 - torch.exp(-1.6 * (distance / (0.75 * diagonal)).clamp(0, 1.5) ** 2)
     level = STUDIO_GREY_CENTER - (STUDIO_GREY_CENTER - STUDIO_GREY_EDGE) * falloff / (1 - math.exp(-1.6))
 
-    # 2. A fixed dither, so the same frame always renders the same backdrop.
-    generator = torch.Generator().manual_seed(1)
-    dither = (torch.rand((height, width), generator=generator) - torch.rand((height, width), generator=generator))
-    level = level + STUDIO_GREY_DITHER * dither.to(device)
-
-    # 3. Each grey level into the frame's colour space through a lookup table.
+    # 2. Each grey level into the frame's colour space through a lookup table, then to full size.
     greys = torch.linspace(0, 1, 65)
     table = torch.tensor([_to_profile((float(g), float(g), float(g)), color_in_profile) for g in greys], device=device)
     position = level.clamp(0, 1) * 64
     lower = position.floor().long().clamp(max=63)
     fraction = (position - lower)[None]
-    return table[lower].permute(2, 0, 1) * (1 - fraction) + table[lower + 1].permute(2, 0, 1) * fraction
+    colour = table[lower].permute(2, 0, 1) * (1 - fraction) + table[lower + 1].permute(2, 0, 1) * fraction
+    colour = F.interpolate(colour[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+
+    # 3. A fixed dither tile, so the same frame always renders the same backdrop.
+    generator = torch.Generator().manual_seed(1)
+    tile = torch.rand((64, 64), generator=generator) - torch.rand((64, 64), generator=generator)
+    dither = tile.to(device).repeat(height // 64 + 1, width // 64 + 1)[:height, :width]
+    return colour.add_(STUDIO_GREY_DITHER * dither).clamp_(0, 1)
 
 
 def _head_center(faces: list[Face], matte: torch.Tensor) -> tuple[float, float]:

@@ -196,3 +196,18 @@ def test_crop_names_have_dutch_translations():
     dutch = gettext_for("nl")
     for display_name in CROPS.values():
         assert dutch(display_name) != display_name, display_name
+
+
+def test_opencv_and_torch_resampling_agree(astronaut_rgb):
+    from pipeline.crops import _resample_opencv, _resample_torch
+
+    image = to_tensor(astronaut_rgb)
+    angle = math.radians(6.0)
+    for block, step in ((1, 0.8), (3, 3.2)):
+        affine = np.array([[step * math.cos(angle), -step * math.sin(angle), 60.0],
+                           [step * math.sin(angle), step * math.cos(angle), 40.0]]) / block
+        size = (120, 100)
+        by_opencv = _resample_opencv(image, block, affine, size)
+        by_torch = _resample_torch(image, block, affine, size)
+        assert by_opencv.shape == by_torch.shape == (3, 120, 100)
+        assert float((by_opencv - by_torch).abs().mean()) < 0.01, block
