@@ -24,7 +24,7 @@ LABEL_FONT_SIZE = 16
 TITLE_FONT_SIZE = 22
 MAX_COLUMNS = 4
 GUTTER = 16
-LABEL_LINES = 3
+LABEL_LINES = 4
 SHEET_BACKGROUND = (236, 236, 236)
 LABEL_COLOR = (20, 20, 20)
 SECONDARY_COLOR = (90, 90, 90)
@@ -37,7 +37,8 @@ class Thumbnail:
 
     pixels: np.ndarray | None
     name: str  # the file name
-    styles: str  # backdrop, light and crop in the reader's language
+    styles: str  # backdrop and light in the reader's language
+    crop: str  # the crop in the reader's language
     score: str  # e.g. "Score 87/100 · rank 1"
 
 
@@ -93,7 +94,12 @@ def render_contact_sheet(thumbnails: list[Thumbnail], title: str) -> Image.Image
         sheet.paste(picture, (offset_x, offset_y))
 
         label_top = cell_top + THUMBNAIL_SIDE + 6
-        lines = ((thumbnail.name, LABEL_COLOR), (thumbnail.styles, SECONDARY_COLOR), (thumbnail.score, SECONDARY_COLOR))
+        lines = (
+            (thumbnail.name, LABEL_COLOR),
+            (thumbnail.styles, SECONDARY_COLOR),
+            (thumbnail.crop, SECONDARY_COLOR),
+            (thumbnail.score, SECONDARY_COLOR),
+        )
         for line_index, (text, color) in enumerate(lines):
             position = (cell_left, label_top + line_index * line_height)
             draw.text(position, _fit(draw, text, label_font, cell_width), font=label_font, fill=color)

@@ -9,6 +9,7 @@ backdrop), crops and encodes, and the encodes run in a thread pool.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -43,6 +44,9 @@ AS_SHOT = "original"  # the backdrop, light or crop name that keeps the frame as
 # Around the union of the crops, so resampling at a crop's edge still reads real pixels.
 REGION_MARGIN = 0.02  # of the region's longer side
 REGION_MARGIN_MIN_PX = 8
+FULL_SIZE_SCALE = 0.9  # a working scale at or above this is rounded up to 1
+EXTEND_LONG_SIDE = 512  # the smooth continuation past the frame's edge is computed at this size
+PLANNING_LONG_SIDE = 768  # the small copy whose matte finds the top of the hair for crop planning
 ENCODE_WORKERS = max(1, min(4, os.cpu_count() or 1))
 EIGHT_BIT_FORMATS = ("jpeg", "webp", "heic")
 _SUFFIX_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff", ".webp": "webp", ".heic": "heic", ".heif": "heic"}
@@ -289,12 +293,12 @@ class _Job:
         info = probe(frame)
         width, height = info.width, info.height
         crop_names = list(dict.fromkeys(variant.crop for variant in self.variants))
-        plans = {name: _plan_crop(name, main_face, width, height) for name in crop_names if name != AS_SHOT}
+        plans = _plan_crops(frame, info, main_face, [name for name in crop_names if name != AS_SHOT])
         region = CropRegion.around(plans.values(), width, height, keep_full_frame=AS_SHOT in crop_names)
 
         # 2. Decode the frame once, at the resolution the region needs, and cut the region.
         photo, decoded_scale = _decode_for_region(frame, info, region)
-        image = to_tensor(region.cut(photo.pixels, decoded_scale))
+        image = region.extend_past_edges(to_tensor(region.cut(photo.pixels, decoded_scale)))
         region_faces = [region.face(face) for face in faces]
         photo = replace(photo, pixels=None)
         self._log_stage(
@@ -305,7 +309,7 @@ class _Job:
         # 3. The person matte, once per frame, when any variant changes the backdrop or the light.
         matte = None
         if any(variant.backdrop != AS_SHOT or variant.light != AS_SHOT for variant in self.variants):
-            matte = self._matte(frame, image, region_faces)
+            matte = self._matte(frame, image, region_faces, region)
 
         # 4. Retouch once per frame and preset.
         bases: dict[str, torch.Tensor] = {}
@@ -322,13 +326,14 @@ class _Job:
         del bases, image, matte
         return {"region": {"box": list(region.box), "scale": round(region.scale_x, 4)}}
 
-    def _matte(self, frame: str, image: torch.Tensor, faces: list[Face]) -> torch.Tensor:
+    def _matte(self, frame: str, image: torch.Tensor, faces: list[Face], region: "CropRegion") -> torch.Tensor:
         from .matte import person_matte
 
         self._check_stop()
         self._stage_started(Stage.matting, frame)
         started = time.perf_counter()
-        matte = person_matte(image, faces)
+        # Past the frame's edge the matte repeats the edge's own values: backdrop above, body below.
+        matte = region.extend_past_edges(person_matte(image, faces), smooth=False)
         self._log_stage(frame, Stage.matting, started, f"{tuple(matte.shape)}")
         return matte
 
@@ -421,10 +426,8 @@ class _Job:
         thumbnail = Thumbnail(
             pixels=None,
             name=path.name,
-            styles=" · ".join(
-                display_name(kind, name, self.language)
-                for kind, name in (("backdrop", variant.backdrop), ("light", variant.light), ("crop", variant.crop))
-            ),
+            styles=f"{display_name('backdrop', variant.backdrop, self.language)} · {display_name('light', variant.light, self.language)}",
+            crop=display_name("crop", variant.crop, self.language),
             score=gettext_for(self.language)(N_("Score {score:.0f}/100 · rank {rank}")).format(score=result.score, rank=context.rank),
         )
         self.pending.append((future, variant, result, thumbnail))
@@ -456,7 +459,7 @@ class _Job:
         recipe = {
             "retouch": {"preset": variant.retouch, "settings": _settings_dict(settings)},
             "makeup": self.request.makeup if variant.retouch != "off" else "none",
-            "backdrop": variant.backdrop,
+            "backdrop": _backdrop_recipe(variant.backdrop),
             "light": {"name": variant.light, "strength": 1.0},
             "crop": _crop_recipe(variant.crop, context.plans.get(variant.crop), (context.photo.info.height, context.photo.info.width)),
             "output": {
@@ -584,16 +587,25 @@ class _FrameContext:
     stem: str
     source_sha256: str
 
-    def color_in_profile(self, rgb: tuple[float, float, float]) -> tuple[float, float, float]:
-        """Convert an sRGB colour (0..1) into the frame's own colour space, so a white backdrop is white in its profile."""
+    @property
+    def color_in_profile(self):
+        """Return the conversion of sRGB colours (0..1) into the frame's profile, or None when the frame is sRGB."""
+        from .color import is_srgb
         from .photo_io import srgb_color_in_profile
 
-        return srgb_color_in_profile(rgb, self.photo.icc_profile)
+        if is_srgb(self.photo.icc_profile):
+            return None
+        return functools.partial(_color_in_profile, srgb_color_in_profile, self.photo.icc_profile)
 
 
 @dataclass
 class CropRegion:
-    """The part of a frame all crops keep, in frame pixels (it may reach past the edge), and its working scale."""
+    """The part of a frame all crops keep, in frame pixels, and its working scale.
+
+    Where a crop reaches past the frame's edge, so does the region; that part is filled by carrying the
+    edge's colours (and the matte's values) on smoothly, so a backdrop replaces it where the edge shows
+    backdrop and the body continues where the frame cuts it.
+    """
 
     left: int
     top: int
@@ -636,30 +648,72 @@ class CropRegion:
         bottom = max(bottom, min(float(frame_height), bottom + margin))
         left, top, right, bottom = math.floor(left), math.floor(top), math.ceil(right), math.ceil(bottom)
 
-        # The as-shot crop must stay pixel for pixel; otherwise shrink to what the largest output needs.
+        # The as-shot crop must stay pixel for pixel; otherwise shrink to what the largest output needs,
+        # unless that is so close to full size that resampling would only soften the frame.
         scale = 1.0
         if not keep_full_frame and plans:
             scale = min(1.0, max(max(plan.output_width / plan.width, plan.output_height / plan.height) for plan in plans))
+            scale = 1.0 if scale >= FULL_SIZE_SCALE else scale
         width = max(1, round((right - left) * scale))
         height = max(1, round((bottom - top) * scale))
         return cls(left, top, right, bottom, frame_width, frame_height, width, height)
 
     def cut(self, pixels: np.ndarray, pixels_scale: float = 1.0) -> np.ndarray:
-        """Cut the region out of (H, W, 3) pixels, repeating edge pixels where it reaches past the frame, and scale it.
+        """Cut the region out of (H, W, 3) pixels at the working size; the part past the frame's edge is 0.
 
         `pixels_scale` is the pixels' size relative to the frame (below 1 for a reduced decode); the cut
-        is then placed to the nearest decoded pixel.
+        is then placed to the nearest decoded pixel. `extend_past_edges` fills the zeros afterwards.
         """
-        left, top = round(self.left * pixels_scale), round(self.top * pixels_scale)
-        right, bottom = round(self.right * pixels_scale), round(self.bottom * pixels_scale)
-        frame_height, frame_width = pixels.shape[:2]
-        inside = pixels[max(0, top) : min(frame_height, bottom), max(0, left) : min(frame_width, right)]
-        padding = (max(0, -top), max(0, bottom - frame_height), max(0, -left), max(0, right - frame_width))
+        left, top = max(0, self.left), max(0, self.top)
+        right, bottom = min(self.frame_width, self.right), min(self.frame_height, self.bottom)
+        inside = pixels[round(top * pixels_scale) : round(bottom * pixels_scale), round(left * pixels_scale) : round(right * pixels_scale)]
+        if not inside.flags.writeable:
+            inside = inside.copy()  # torch.from_numpy warns on read-only arrays, which decoders may return
+        x0, y0, x1, y1 = self.inside_window
+        if (x1 - x0, y1 - y0) != (inside.shape[1], inside.shape[0]):
+            inside = cv2.resize(inside, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+        padding = (y0, self.height - y1, x0, self.width - x1)
         if any(padding):
-            inside = cv2.copyMakeBorder(inside, *padding, cv2.BORDER_REPLICATE)
-        if (self.width, self.height) != (inside.shape[1], inside.shape[0]):
-            inside = cv2.resize(inside, (self.width, self.height), interpolation=cv2.INTER_AREA)
+            inside = cv2.copyMakeBorder(inside, *padding, cv2.BORDER_CONSTANT, value=0)
         return inside
+
+    @property
+    def inside_window(self) -> tuple[int, int, int, int]:
+        """Return (x0, y0, x1, y1): where the frame itself lies in the working-size region."""
+        x0 = round((max(0, self.left) - self.left) * self.scale_x)
+        y0 = round((max(0, self.top) - self.top) * self.scale_y)
+        x1 = min(self.width, round((min(self.frame_width, self.right) - self.left) * self.scale_x))
+        y1 = min(self.height, round((min(self.frame_height, self.bottom) - self.top) * self.scale_y))
+        return x0, y0, max(x0 + 1, x1), max(y0 + 1, y1)
+
+    @property
+    def reaches_past_edge(self) -> bool:
+        return self.inside_window != (0, 0, self.width, self.height)
+
+    def extend_past_edges(self, values: torch.Tensor, smooth: bool = True) -> torch.Tensor:
+        """Fill the part of a region tensor (C, h, w) past the frame's edge with the edge's values.
+
+        `smooth` carries colours on as a soft continuation; otherwise each edge pixel is repeated outwards,
+        which keeps a matte's 0 above the head and 1 across a cut-off body.
+        """
+        if not self.reaches_past_edge:
+            return values
+        from .backdrops import fill_holes
+
+        x0, y0, x1, y1 = self.inside_window
+        if not smooth:
+            padding = (x0, self.width - x1, y0, self.height - y1)
+            return torch.nn.functional.pad(values[None, :, y0:y1, x0:x1], padding, mode="replicate")[0]
+        known = torch.zeros((1, self.height, self.width), dtype=values.dtype, device=values.device)
+        known[:, y0:y1, x0:x1] = 1.0
+        factor = min(1.0, EXTEND_LONG_SIDE / max(self.height, self.width))
+        size = (max(1, round(self.height * factor)), max(1, round(self.width * factor)))
+        small_known = torch.nn.functional.interpolate(known[None], size=size, mode="area")[0]
+        small_values = torch.nn.functional.interpolate((values * known)[None], size=size, mode="area")[0]
+        small_values = small_values / small_known.clamp_min(1e-6)
+        filled = fill_holes(small_values, (small_known > 0.99).to(values.dtype))
+        carried = torch.nn.functional.interpolate(filled[None], size=(self.height, self.width), mode="bilinear", align_corners=False)[0]
+        return values * known + carried * (1 - known)
 
     def face(self, face: Face) -> Face:
         """Return a face in region pixels."""
@@ -680,9 +734,10 @@ class CropRegion:
         )
 
     def plan(self, plan):
-        """Return a crop plan in region pixels; the output size stays as planned."""
+        """Return a crop plan in region pixels; the output size stays as planned, and the region covers the crop."""
         return _replace(
             plan,
+            reaches_past_edge=False,
             center_x=(plan.center_x - self.left) * self.scale_x,
             center_y=(plan.center_y - self.top) * self.scale_y,
             width=plan.width * self.scale_x,
@@ -693,8 +748,8 @@ class CropRegion:
         """Return the whole frame from a region tensor that holds it at scale 1."""
         if abs(self.scale_x - 1.0) > 1e-9 or abs(self.scale_y - 1.0) > 1e-9:
             raise ValueError("the as-shot crop needs the region at full resolution")
-        x0, y0 = -self.left, -self.top
-        return image[:, y0 : y0 + self.frame_height, x0 : x0 + self.frame_width]
+        x0, y0, x1, y1 = self.inside_window
+        return image[:, y0:y1, x0:x1]
 
 
 def variant_file_name(stem: str, variant: VariantSpec, extension: str) -> str:
@@ -718,25 +773,30 @@ def _check_choice(option: str, value, allowed) -> None:
 
 def _check_backdrop(name: str) -> None:
     """Accept a listed backdrop, a `color:#RRGGBB` or an `image:PATH` that exists; the backdrops module has the last word."""
-    names = style_names("backdrop")
-    allowed = ", ".join(names)
-    listed = name in names and name not in BACKDROP_PATTERNS
-    if not (listed or HEX_COLOR.match(name) or name.startswith("image:")):
-        raise HeadshotError("invalid_option", None, f"backdrop={name!r}", option="--backdrop", value=name, allowed=allowed)
-    if name.startswith("image:"):
-        path = Path(name[len("image:") :])
-        if not path.is_file():
-            raise HeadshotError("file_not_found", path, "backdrop image does not exist")
     try:
         from .backdrops import parse_backdrop
     except ModuleNotFoundError as error:
         if error.name != "pipeline.backdrops":
             raise
+        parse_backdrop = None
+
+    names = style_names("backdrop")
+    if parse_backdrop is None:
+        listed = name in names and name not in BACKDROP_PATTERNS
+        if not (listed or HEX_COLOR.match(name) or name.startswith("image:")):
+            raise HeadshotError("invalid_option", None, f"backdrop={name!r}", option="--backdrop", value=name, allowed=", ".join(names))
         return
     try:
         parse_backdrop(name)
-    except ValueError as error:
-        raise HeadshotError("invalid_option", None, f"backdrop={name!r}: {error}", option="--backdrop", value=name, allowed=allowed) from error
+    except HeadshotError as error:
+        if error.code != "invalid_option":
+            raise
+        allowed = error.params.get("allowed") or ", ".join(names)
+        raise HeadshotError("invalid_option", None, error.detail, option="--backdrop", value=name, allowed=allowed) from error
+
+
+def _color_in_profile(convert, icc_profile: bytes, rgb: tuple[float, float, float]) -> tuple[float, float, float]:
+    return convert(rgb, icc_profile)
 
 
 def _retouch_settings(request: JobRequest) -> dict:
@@ -752,10 +812,18 @@ def _settings_dict(settings) -> dict:
     return settings.to_dict() if hasattr(settings, "to_dict") else dict(vars(settings))
 
 
-def _plan_crop(name: str, face: Face, width: int, height: int):
+def _plan_crops(frame: str, info, face: Face, crop_names: list[str]) -> dict:
+    """Plan each crop in frame pixels, with the matte of a small copy of the frame marking the top of the hair."""
     from .crops import plan_crop
+    from .matte import person_matte
+    from .photo_io import read_preview
 
-    return plan_crop(name, face, width, height)
+    if not crop_names:
+        return {}
+    preview = read_preview(frame, max_side=PLANNING_LONG_SIDE)
+    small_matte = person_matte(to_tensor(np.array(preview.rgb)), [face.scaled(preview.scale)])
+    matte = torch.nn.functional.interpolate(small_matte[None], size=(info.height, info.width), mode="bilinear", align_corners=False)[0]
+    return {name: plan_crop(name, face, info.width, info.height, matte=matte) for name in crop_names}
 
 
 def _apply_crop(image: torch.Tensor, plan) -> torch.Tensor:
@@ -771,6 +839,21 @@ def _plan_bounds(plan) -> tuple[float, float, float, float]:
     half_width = (plan.width * cos + plan.height * sin) / 2
     half_height = (plan.width * sin + plan.height * cos) / 2
     return plan.center_x - half_width, plan.center_y - half_height, plan.center_x + half_width, plan.center_y + half_height
+
+
+def _backdrop_recipe(name: str) -> dict:
+    """Describe a backdrop as parsed: its kind, and the sRGB colour or picture it uses."""
+    if name == AS_SHOT:
+        return {"name": name, "kind": AS_SHOT}
+    from .backdrops import parse_backdrop
+
+    spec = parse_backdrop(name)
+    recipe = {"name": name, "kind": spec.kind}
+    if spec.color is not None:
+        recipe["color_srgb"] = [round(float(channel), 4) for channel in spec.color]
+    if spec.path is not None:
+        recipe["path"] = spec.path
+    return recipe
 
 
 def _crop_recipe(name: str, plan, frame_shape) -> dict:

@@ -135,7 +135,7 @@ def test_passport_is_white_unretouched_827x1063(astronaut_job):
     report = json.loads((astronaut_job["output_dir"] / "report.json").read_text(encoding="utf-8"))
     passport = next(variant for variant in report["variants"] if variant["recipe"]["crop"]["name"] == "passport")
     assert (passport["width"], passport["height"]) == (827, 1063)
-    assert passport["recipe"]["backdrop"] == "white"
+    assert passport["recipe"]["backdrop"]["kind"] == "white"
     assert passport["recipe"]["retouch"]["preset"] == "off"
     assert set(passport["recipe"]["overrides"]["parts"]) == {"backdrop", "retouch"}
 
@@ -338,7 +338,7 @@ def test_passport_crops_collapse_to_one_white_variant():
     assert all(set(variant.overridden) == {"backdrop", "retouch"} for variant in passports)
 
 
-def test_crop_region_pads_past_edge_and_keeps_full_frame():
+def test_crop_region_margin_and_scale():
     from collections import namedtuple
 
     from pipeline.process import CropRegion
@@ -347,20 +347,40 @@ def test_crop_region_pads_past_edge_and_keeps_full_frame():
     frame = np.arange(60 * 80 * 3, dtype=np.uint32).reshape(60, 80, 3).astype(np.uint16)
     past_top = Plan("square", 40.0, 10.0, 0.0, 40.0, 40.0, 40, 40, True)
 
-    region = CropRegion.around([past_top], 80, 60, keep_full_frame=True)
-    assert region.top < 0
-    assert (region.left, region.right, region.bottom) == (0, 80, 60)
-    assert (region.scale_x, region.scale_y) == (1.0, 1.0)
-    cut = region.cut(frame)
-    assert cut.shape == (region.bottom - region.top, region.right - region.left, 3)
-    assert np.array_equal(cut[: -region.top], np.repeat(frame[:1], -region.top, axis=0))
-
-    import torch
-
-    tensor = torch.from_numpy(cut.astype(np.float32)).permute(2, 0, 1)
-    assert np.array_equal(region.full_frame(tensor).permute(1, 2, 0).numpy(), frame.astype(np.float32))
+    alone = CropRegion.around([past_top], 80, 60, keep_full_frame=False)
+    assert alone.box == (20 - 8, -10, 60 + 8, 30 + 8)
+    assert (alone.scale_x, alone.scale_y) == (1.0, 1.0)
+    cut = alone.cut(frame)
+    assert cut.shape == (48, 56, 3)
+    assert np.array_equal(cut[10:], frame[:38, 12:68])
+    assert not cut[:10].any()
 
     small = Plan("square", 40.0, 30.0, 0.0, 40.0, 40.0, 20, 20, False)
     reduced = CropRegion.around([small], 80, 60, keep_full_frame=False)
     assert reduced.scale_x == pytest.approx(0.5, abs=0.02)
+    assert not reduced.reaches_past_edge
     assert reduced.cut(frame).shape[:2] == (reduced.height, reduced.width)
+
+
+def test_crop_region_carries_edges_past_frame():
+    from collections import namedtuple
+
+    import torch
+
+    from pipeline.process import CropRegion
+
+    Plan = namedtuple("Plan", "name center_x center_y angle_degrees width height output_width output_height reaches_past_edge")
+    frame = np.zeros((60, 80, 3), dtype=np.uint8)
+    frame[:30] = 200  # light backdrop above, dark body below
+    past_top_and_bottom = Plan("portrait", 40.0, 30.0, 0.0, 40.0, 80.0, 40, 80, True)
+
+    region = CropRegion.around([past_top_and_bottom], 80, 60, keep_full_frame=True)
+    assert region.top < 0 and region.bottom > 60
+    assert region.reaches_past_edge
+    x0, y0, x1, y1 = region.inside_window
+    assert (x1 - x0, y1 - y0) == (80, 60)
+
+    image = region.extend_past_edges(torch.from_numpy(region.cut(frame)).permute(2, 0, 1).float() / 255)
+    assert np.array_equal((region.full_frame(image) * 255).round().permute(1, 2, 0).numpy().astype(np.uint8), frame)
+    assert float(image[:, : y0 - 2].mean()) > 0.7
+    assert float(image[:, y1 + 2 :].mean()) < 0.1
