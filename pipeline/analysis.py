@@ -22,6 +22,7 @@ from .errors import MESSAGES as ERROR_MESSAGES
 from .errors import HeadshotError, register_messages
 from .faces import Face, shared_finder
 from .i18n import N_
+from .models import shared_segmenter
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ def analyze_image(
         metrics["face_count"] = len(significant)
         metrics.update(_subject_measures(rgb, gray, faces[subject], analysis.faces[subject], analysis, scale))
         metrics["blockiness"] = _subject_blockiness(gray, analysis.faces[subject], scale, read_original_crop)
-        metrics["backdrop_clutter"] = measures.backdrop_clutter(small, measures.shared_segmenter().person_mask(small))
+        metrics["backdrop_clutter"] = measures.backdrop_clutter(small, shared_segmenter().person_mask(small))
     else:
         metrics["noise"] = measures.noise_level(gray)
         metrics["blockiness"] = measures.blockiness(gray) if scale == 1.0 else None

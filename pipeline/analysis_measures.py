@@ -7,7 +7,6 @@ Every function here works on arrays and landmarks and returns plain numbers; jud
 from __future__ import annotations
 
 import math
-import threading
 
 import cv2
 import numpy as np
@@ -336,34 +335,6 @@ def crown_point(landmarks: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Backdrop
-
-
-class PersonSegmenter:
-    """mediapipe's selfie segmentation (general model, 256×256); calls are serialised like the face finder's."""
-
-    def __init__(self):
-        import mediapipe as mp
-
-        self._model = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
-        self._lock = threading.Lock()
-
-    def person_mask(self, rgb: np.ndarray) -> np.ndarray:
-        """Return a float mask 0..1 (1 = person) at the image's size."""
-        with self._lock:
-            result = self._model.process(np.ascontiguousarray(rgb))
-        return result.segmentation_mask.astype(np.float32)
-
-
-_shared_segmenter: PersonSegmenter | None = None
-_segmenter_lock = threading.Lock()
-
-
-def shared_segmenter() -> PersonSegmenter:
-    global _shared_segmenter
-    with _segmenter_lock:
-        if _shared_segmenter is None:
-            _shared_segmenter = PersonSegmenter()
-        return _shared_segmenter
 
 
 def backdrop_clutter(rgb: np.ndarray, person: np.ndarray) -> float:

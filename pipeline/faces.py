@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .models import build_graph, quiet_native_logs
+
 # Landmark indices of the refined 478-point mesh (mediapipe face_mesh, refine_landmarks=True).
 # "Left" and "right" are the subject's own; the subject's right eye is on the left of the image.
 RIGHT_IRIS_CENTER = 468
@@ -79,13 +81,17 @@ class FaceFinder:
     def __init__(self, min_score: float = 0.5):
         import mediapipe as mp
 
-        self._detector = mp.solutions.face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=min_score
+
+        self._detector = build_graph(
+            lambda: mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_score)
         )
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, refine_landmarks=True, max_num_faces=1, min_detection_confidence=0.3
+        self._mesh = build_graph(
+            lambda: mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, refine_landmarks=True, max_num_faces=1, min_detection_confidence=0.3
+            )
         )
         self._lock = threading.Lock()
+        self._mesh_has_found_a_face = False
 
     def find(self, rgb: np.ndarray, with_mesh: bool = True) -> list[Face]:
         """Return the faces in an 8-bit RGB image, largest first, each with its mesh when one fits."""
@@ -145,9 +151,15 @@ class FaceFinder:
         else:
             scale = 1.0
         with self._lock:
-            result = self._mesh.process(np.ascontiguousarray(crop))
+            if self._mesh_has_found_a_face:
+                result = self._mesh.process(np.ascontiguousarray(crop))
+            else:
+                # The graph's landmark stage logs a native warning on its first face; keep it quiet.
+                with quiet_native_logs():
+                    result = self._mesh.process(np.ascontiguousarray(crop))
         if not result.multi_face_landmarks:
             return None
+        self._mesh_has_found_a_face = True
 
         # 3. Map the points back to frame pixels.
         crop_height, crop_width = crop.shape[:2]
