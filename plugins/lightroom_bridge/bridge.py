@@ -42,16 +42,23 @@ REQUIRED_OUTPUTS = ("report.json", "contact-sheet.jpg")
 HASH_CHUNK_BYTES = 1024 * 1024
 
 
-def default_inbox() -> Path:
+def default_hot_folder_root() -> Path:
+    """Return Pictures/Headshot Studio, or HEADSHOT_HOME/Pictures/Headshot Studio when HEADSHOT_HOME is set."""
+    home = os.environ.get("HEADSHOT_HOME", "").strip()
+    if home:
+        return Path(home).expanduser().resolve() / "Pictures" / APP_FOLDER_NAME
+
     import platformdirs
 
-    return Path(platformdirs.user_pictures_dir()) / APP_FOLDER_NAME / "Inbox"
+    return Path(platformdirs.user_pictures_dir()) / APP_FOLDER_NAME
+
+
+def default_inbox() -> Path:
+    return default_hot_folder_root() / "Inbox"
 
 
 def default_output() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_pictures_dir()) / APP_FOLDER_NAME / "Output"
+    return default_hot_folder_root() / "Output"
 
 
 def default_state_dir() -> Path:
