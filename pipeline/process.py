@@ -46,7 +46,7 @@ REGION_MARGIN = 0.02  # of the region's longer side
 REGION_MARGIN_MIN_PX = 8
 FULL_SIZE_SCALE = 0.9  # a working scale at or above this is rounded up to 1
 EXTEND_LONG_SIDE = 512  # the smooth continuation past the frame's edge is computed at this size
-PLANNING_LONG_SIDE = 768  # the small copy whose matte finds the top of the hair for crop planning
+PLANNING_LONG_SIDE = 512  # the small copy whose matte finds the top of the hair for crop planning
 ENCODE_WORKERS = max(1, min(4, os.cpu_count() or 1))
 EIGHT_BIT_FORMATS = ("jpeg", "webp", "heic")
 _SUFFIX_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff", ".webp": "webp", ".heic": "heic", ".heif": "heic"}
@@ -298,7 +298,7 @@ class _Job:
 
         # 2. Decode the frame once, at the resolution the region needs, and cut the region.
         photo, decoded_scale = _decode_for_region(frame, info, region)
-        image = region.extend_past_edges(to_tensor(region.cut(photo.pixels, decoded_scale)))
+        image = to_tensor(region.cut(photo.pixels, decoded_scale))
         region_faces = [region.face(face) for face in faces]
         photo = replace(photo, pixels=None)
         self._log_stage(
@@ -315,6 +315,7 @@ class _Job:
         bases: dict[str, torch.Tensor] = {}
         for preset in dict.fromkeys(variant.retouch for variant in self.variants):
             bases[preset] = self._retouch(frame, image, region_faces, settings_by_preset[preset], matte) if preset != "off" else image
+        del image
 
         # 5. Per light, per backdrop, per crop: relight, composite, crop and hand to the encoder.
         context = _FrameContext(
@@ -323,7 +324,7 @@ class _Job:
         )
         for preset, base in bases.items():
             self._render_variants_of(pool, context, preset, base)
-        del bases, image, matte
+        del bases, matte
         return {"region": {"box": list(region.box), "scale": round(region.scale_x, 4)}}
 
     def _matte(self, frame: str, image: torch.Tensor, faces: list[Face], region: "CropRegion") -> torch.Tensor:
@@ -333,7 +334,7 @@ class _Job:
         self._stage_started(Stage.matting, frame)
         started = time.perf_counter()
         # Past the frame's edge the matte repeats the edge's own values: backdrop above, body below.
-        matte = region.extend_past_edges(person_matte(image, faces), smooth=False)
+        matte = region.extend_past_edges(person_matte(image, faces))
         self._log_stage(frame, Stage.matting, started, f"{tuple(matte.shape)}")
         return matte
 
@@ -401,15 +402,17 @@ class _Job:
         else:
             cropped = _apply_crop(composed, context.region.plan(context.plans[variant.crop]))
 
-        # 2. Name the file; convert, encode and make the thumbnail in the pool.
+        # 2. Convert to integer pixels here, since a queued float crop takes four times the memory;
+        #    encode and make the thumbnail in the pool.
         info = context.photo.info
         output_format = _output_format(info, self.request.output_format)
         bit_depth = _output_bit_depth(info, self.request.bit_depth, output_format, context.frame)
+        pixels = to_pixels(cropped, bit_depth)
         alpha = context.photo.alpha if (variant.crop == AS_SHOT and variant.backdrop == AS_SHOT) else None
         path = self.output_dir / variant_file_name(context.stem, variant, _extension(context.frame, output_format))
         self._stage_started(Stage.writing, context.frame)
         future = pool.submit(
-            _encode_variant, path, cropped, alpha, info, output_format, bit_depth,
+            _encode_variant, path, pixels, alpha, info, output_format, bit_depth,
             context.photo.icc_profile, tuple(self.request.frames), self.request.jpeg_quality,
         )
 
@@ -419,8 +422,8 @@ class _Job:
             path=path,
             frame=context.frame,
             recipe=self._recipe(context, variant, output_format, bit_depth),
-            width=int(cropped.shape[2]),
-            height=int(cropped.shape[1]),
+            width=int(pixels.shape[1]),
+            height=int(pixels.shape[0]),
             score=float(context.analysis.score),
         )
         thumbnail = Thumbnail(
@@ -659,10 +662,10 @@ class CropRegion:
         return cls(left, top, right, bottom, frame_width, frame_height, width, height)
 
     def cut(self, pixels: np.ndarray, pixels_scale: float = 1.0) -> np.ndarray:
-        """Cut the region out of (H, W, 3) pixels at the working size; the part past the frame's edge is 0.
+        """Cut the region out of (H, W, 3) pixels at the working size, carrying the frame on past its edge.
 
         `pixels_scale` is the pixels' size relative to the frame (below 1 for a reduced decode); the cut
-        is then placed to the nearest decoded pixel. `extend_past_edges` fills the zeros afterwards.
+        is then placed to the nearest decoded pixel.
         """
         left, top = max(0, self.left), max(0, self.top)
         right, bottom = min(self.frame_width, self.right), min(self.frame_height, self.bottom)
@@ -672,10 +675,33 @@ class CropRegion:
         x0, y0, x1, y1 = self.inside_window
         if (x1 - x0, y1 - y0) != (inside.shape[1], inside.shape[0]):
             inside = cv2.resize(inside, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
-        padding = (y0, self.height - y1, x0, self.width - x1)
-        if any(padding):
-            inside = cv2.copyMakeBorder(inside, *padding, cv2.BORDER_CONSTANT, value=0)
-        return inside
+        if not self.reaches_past_edge:
+            return inside
+        return self._carry_on(inside)
+
+    def _carry_on(self, inside: np.ndarray) -> np.ndarray:
+        """Place the frame's pixels in the region and fill the rest with a smooth continuation of its edge colours."""
+        from .backdrops import fill_holes
+
+        # 1. A small copy with the frame's part known, filled by push-pull.
+        x0, y0, x1, y1 = self.inside_window
+        factor = min(1.0, EXTEND_LONG_SIDE / max(self.height, self.width))
+        small_size = (max(1, round(self.width * factor)), max(1, round(self.height * factor)))
+        small_box = [round(x0 * factor), round(y0 * factor), round(x1 * factor), round(y1 * factor)]
+        small_box[2], small_box[3] = max(small_box[0] + 1, small_box[2]), max(small_box[1] + 1, small_box[3])
+        maximum = 65535.0 if inside.dtype == np.uint16 else 255.0
+        small_inside = cv2.resize(inside, (small_box[2] - small_box[0], small_box[3] - small_box[1]), interpolation=cv2.INTER_AREA)
+        colour = torch.zeros((3, small_size[1], small_size[0]))
+        known = torch.zeros((1, small_size[1], small_size[0]))
+        colour[:, small_box[1] : small_box[3], small_box[0] : small_box[2]] = torch.from_numpy(small_inside.astype(np.float32) / maximum).permute(2, 0, 1)
+        known[:, small_box[1] : small_box[3], small_box[0] : small_box[2]] = 1.0
+        filled = fill_holes(colour, known).clamp_(0, 1)
+
+        # 2. Bring the continuation to the working size and put the frame's own pixels over it.
+        carried = (filled.permute(1, 2, 0).numpy() * maximum).round().astype(inside.dtype)
+        region = cv2.resize(carried, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        region[y0:y1, x0:x1] = inside
+        return region
 
     @property
     def inside_window(self) -> tuple[int, int, int, int]:
@@ -690,30 +716,13 @@ class CropRegion:
     def reaches_past_edge(self) -> bool:
         return self.inside_window != (0, 0, self.width, self.height)
 
-    def extend_past_edges(self, values: torch.Tensor, smooth: bool = True) -> torch.Tensor:
-        """Fill the part of a region tensor (C, h, w) past the frame's edge with the edge's values.
-
-        `smooth` carries colours on as a soft continuation; otherwise each edge pixel is repeated outwards,
-        which keeps a matte's 0 above the head and 1 across a cut-off body.
-        """
+    def extend_past_edges(self, matte: torch.Tensor) -> torch.Tensor:
+        """Repeat a matte's edge values past the frame's edge: 0 stays above the head, 1 across a cut-off body."""
         if not self.reaches_past_edge:
-            return values
-        from .backdrops import fill_holes
-
+            return matte
         x0, y0, x1, y1 = self.inside_window
-        if not smooth:
-            padding = (x0, self.width - x1, y0, self.height - y1)
-            return torch.nn.functional.pad(values[None, :, y0:y1, x0:x1], padding, mode="replicate")[0]
-        known = torch.zeros((1, self.height, self.width), dtype=values.dtype, device=values.device)
-        known[:, y0:y1, x0:x1] = 1.0
-        factor = min(1.0, EXTEND_LONG_SIDE / max(self.height, self.width))
-        size = (max(1, round(self.height * factor)), max(1, round(self.width * factor)))
-        small_known = torch.nn.functional.interpolate(known[None], size=size, mode="area")[0]
-        small_values = torch.nn.functional.interpolate((values * known)[None], size=size, mode="area")[0]
-        small_values = small_values / small_known.clamp_min(1e-6)
-        filled = fill_holes(small_values, (small_known > 0.99).to(values.dtype))
-        carried = torch.nn.functional.interpolate(filled[None], size=(self.height, self.width), mode="bilinear", align_corners=False)[0]
-        return values * known + carried * (1 - known)
+        padding = (x0, self.width - x1, y0, self.height - y1)
+        return torch.nn.functional.pad(matte[None, :, y0:y1, x0:x1], padding, mode="replicate")[0]
 
     def face(self, face: Face) -> Face:
         """Return a face in region pixels."""
@@ -822,7 +831,7 @@ def _plan_crops(frame: str, info, face: Face, crop_names: list[str]) -> dict:
         return {}
     preview = read_preview(frame, max_side=PLANNING_LONG_SIDE)
     small_matte = person_matte(to_tensor(np.array(preview.rgb)), [face.scaled(preview.scale)])
-    matte = torch.nn.functional.interpolate(small_matte[None], size=(info.height, info.width), mode="bilinear", align_corners=False)[0]
+    matte = torch.nn.functional.interpolate(small_matte[None], size=(info.height, info.width), mode="nearest")[0]
     return {name: plan_crop(name, face, info.width, info.height, matte=matte) for name in crop_names}
 
 
@@ -874,12 +883,11 @@ def _replace(plan, **changes):
     return replace(plan, **changes)
 
 
-def _encode_variant(path, image, alpha, info, output_format, bit_depth, icc_profile, inputs, jpeg_quality):
-    """Convert a variant to pixels, write it atomically and make its thumbnail; runs in the encoder pool."""
+def _encode_variant(path, pixels, alpha, info, output_format, bit_depth, icc_profile, inputs, jpeg_quality):
+    """Write a variant atomically and make its thumbnail; runs in the encoder pool."""
     from .contact_sheet import make_thumbnail
     from .photo_io import write_photo
 
-    pixels = to_pixels(image, bit_depth)
     written = write_photo(
         path,
         pixels,
