@@ -1,8 +1,8 @@
 """Benchmark of `run_job` on a 24-megapixel JPEG, in units of OpenCV's own decode+encode of the same file.
 
 Targets: one complete variant (analyse, retouch, backdrop, crop, encode) within
-4.0 units; each further variant of the same frame within 1.0 unit; peak
-resident memory under 3 GB. Run with `python -m bench.process` or `make bench`.
+4.0 units, and each further variant of the same frame within 1.0 unit. Peak
+resident memory stays under 3 GB. Run with `python -m bench.process` or `make bench`.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def make_frame(folder: Path) -> Path:
     extra = width - side
     frame = cv2.copyMakeBorder(portrait, 0, 0, extra // 2, extra - extra // 2, cv2.BORDER_REFLECT)
 
-    # A little grain, so the encoder sees camera-like detail instead of smooth upscaled areas.
+    # A little grain gives the encoder camera-like detail instead of smooth upscaled areas.
     grain = np.random.default_rng(7).normal(0.0, 2.0, frame.shape).astype(np.float32)
     frame = np.clip(frame.astype(np.float32) + grain, 0, 255).astype(np.uint8)
     path = folder / "bench-frame.jpg"

@@ -19,7 +19,7 @@ from PIL import Image, ImageCms, ImageDraw, ImageFont
 
 from .report import write_atomically
 
-THUMBNAIL_SIDE = 360  # longest side of a thumbnail, pixels
+THUMBNAIL_SIDE = 360  # maximum side of a thumbnail, in pixels
 LABEL_FONT_SIZE = 16
 TITLE_FONT_SIZE = 22
 MAX_COLUMNS = 4

@@ -171,6 +171,8 @@ class _FinishedVariant:
 
 @dataclass
 class _Job:
+    """The state of one running job: its variant plan, the files written and those still encoding."""
+
     request: JobRequest
     output_dir: Path
     on_event: EventCallback | None
@@ -605,9 +607,9 @@ class _FrameContext:
 class CropRegion:
     """The part of a frame all crops keep, in frame pixels, and its working scale.
 
-    Where a crop reaches past the frame's edge, so does the region; that part is filled by carrying the
-    edge's colours (and the matte's values) on smoothly, so a backdrop replaces it where the edge shows
-    backdrop and the body continues where the frame cuts it.
+    Where a crop reaches past the frame's edge, so does the region. That part carries the edge's colours
+    on smoothly and repeats the matte's edge values, so a backdrop fills it above the head and the body
+    continues where the frame cuts it.
     """
 
     left: int
@@ -651,8 +653,8 @@ class CropRegion:
         bottom = max(bottom, min(float(frame_height), bottom + margin))
         left, top, right, bottom = math.floor(left), math.floor(top), math.ceil(right), math.ceil(bottom)
 
-        # The as-shot crop must stay pixel for pixel; otherwise shrink to what the largest output needs,
-        # unless that is so close to full size that resampling would only soften the frame.
+        # The as-shot crop must stay pixel for pixel. Otherwise the region shrinks to what the largest
+        # output needs, unless that is so close to full size that resampling would only soften it.
         scale = 1.0
         if not keep_full_frame and plans:
             scale = min(1.0, max(max(plan.output_width / plan.width, plan.output_height / plan.height) for plan in plans))
@@ -754,7 +756,7 @@ class CropRegion:
         )
 
     def full_frame(self, image: torch.Tensor) -> torch.Tensor:
-        """Return the whole frame from a region tensor that holds it at scale 1."""
+        """Return the whole frame from a region tensor at scale 1."""
         if abs(self.scale_x - 1.0) > 1e-9 or abs(self.scale_y - 1.0) > 1e-9:
             raise ValueError("the as-shot crop needs the region at full resolution")
         x0, y0, x1, y1 = self.inside_window

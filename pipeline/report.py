@@ -1,8 +1,8 @@
 """The job report (report.json): every frame's score and every variant's file and exact recipe.
 
 A photographer or a later run reads it to see why a frame was chosen and to
-make the same variant again; the file is written last and atomically, so its
-presence means the job's other outputs are complete.
+make the same variant again. The file is written last and atomically, so once
+it exists the job's other outputs are complete.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The catalogue of styles a job can ask for: backdrops, lights, crops, retouch and make-up presets.
 
-The names come from the modules that implement each style; this module lists
+The names come from the modules that implement each style. This module lists
 them with their English and Dutch display names for `headshot styles` and the
-daemon's ListStyles, and checks the names a request uses.
+daemon's ListStyles, and provides the names a request is checked against.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from .i18n import N_, gettext_for
 
 KINDS = ("backdrop", "light", "crop", "retouch", "makeup")
 
-# Where each kind's names live: (module, attribute). Until a module exists, the
-# names below stand in for it.
+# The module and attribute that list each kind's names. Until a module exists,
+# the names below stand in for it.
 _SOURCES = {
     "backdrop": ("pipeline.backdrops", "BACKDROPS"),
     "light": ("pipeline.relight", "LIGHTS"),

@@ -374,7 +374,8 @@ def test_crop_region_carries_edges_past_frame():
     past_top_and_bottom = Plan("portrait", 40.0, 30.0, 0.0, 40.0, 80.0, 40, 80, True)
 
     region = CropRegion.around([past_top_and_bottom], 80, 60, keep_full_frame=True)
-    assert region.top < 0 and region.bottom > 60
+    assert region.top < 0
+    assert region.bottom > 60
     assert region.reaches_past_edge
     x0, y0, x1, y1 = region.inside_window
     assert (x1 - x0, y1 - y0) == (80, 60)

@@ -75,7 +75,7 @@ def run_process(arguments: argparse.Namespace) -> int:
     except HeadshotError as error:
         return _report_error(error, arguments.json, EXIT_INVALID_OPTION if error.code == "invalid_option" else EXIT_FAILED)
 
-    # 2. Run the job; the first Ctrl-C asks it to stop cleanly between stages.
+    # 2. Run the job. The first Ctrl-C stops it cleanly between stages.
     _configure_logging()
     stop_requested = threading.Event()
     previous_handler = _install_interrupt_handler(stop_requested)
