@@ -36,27 +36,33 @@ CROWN_WITHOUT_MATTE = 0.95
 
 @dataclass(frozen=True)
 class _Framing:
+    """The framings a headshot photographer accepts for one crop format, from the loose end to the tight end."""
+
     aspect: float  # width / height
-    head: float  # chin-to-crown height as a fraction of the crop height
-    head_max: float  # how far the head may grow when the crop shrinks to stay inside the frame
-    eye: float | None  # eye line from the top, as a fraction of the height; None: set by `crown`
-    crown: float | None  # crown from the top, as a fraction of the height (passports)
-    vertical_slack: float  # how far the eye line may move to stay inside the frame
+    head_range: tuple[float, float]  # chin-to-crown height as a fraction of the crop height: loosest, tightest
+    eye_range: tuple[float, float]  # eye line from the top, as fractions of the height
+    crown_range: tuple[float, float]  # crown from the top, as fractions of the height; 0 touches the edge
+    prefer_crown: bool  # centre the crown in its range (passports), else the eye line
     face_x: float  # face centre from the left, as a fraction of the width
-    horizontal_slack: float
+    horizontal_slack: float  # how far the face centre may move, as a fraction of the width
     output: tuple[int, int] | None = None  # fixed output size (width, height)
 
 
+# Social formats: the loose end is a classic head-and-shoulders headshot, the tight end a close headshot
+# whose hair almost touches the top. Eye and face ranges keep a margin inside the published rules
+# (square for LinkedIn: eyes 35–45 % from the top, face centred within 5 %), because landmarks found
+# again on the output move by a fraction of a percent.
 FRAMINGS: dict[str, _Framing] = {
-    "square": _Framing(1.0, 0.50, 0.62, 0.40, None, 0.02, 0.5, 0.02),
-    "portrait": _Framing(4 / 5, 0.42, 0.52, 0.38, None, 0.02, 0.5, 0.02),
-    "classic": _Framing(2 / 3, 0.36, 0.46, 0.36, None, 0.02, 0.5, 0.02),
-    "banner": _Framing(16 / 9, 0.50, 0.62, 0.40, None, 0.03, 2 / 3, 1 / 6),
+    "square": _Framing(1.0, (0.50, 0.70), (0.36, 0.44), (0.0, 0.20), False, 0.5, 0.03),
+    "portrait": _Framing(4 / 5, (0.42, 0.64), (0.32, 0.42), (0.0, 0.20), False, 0.5, 0.03),
+    "classic": _Framing(2 / 3, (0.36, 0.52), (0.30, 0.40), (0.0, 0.22), False, 0.5, 0.03),
+    "banner": _Framing(16 / 9, (0.50, 0.72), (0.34, 0.45), (0.0, 0.22), False, 2 / 3, 1 / 6),
     # ICAO 9303: chin to crown 70–80 % of the height; eyes 50–70 % of the height from the bottom.
-    "passport": _Framing(827 / 1063, 0.75, 0.77, None, 0.09, 0.02, 0.5, 0.02, output=(827, 1063)),
+    "passport": _Framing(827 / 1063, (0.73, 0.77), (0.31, 0.49), (0.07, 0.11), True, 0.5, 0.02, output=(827, 1063)),
     # US Department of State: head 50–69 % of the height, eyes 56–69 % of the height from the bottom.
-    "us-passport": _Framing(1.0, 0.60, 0.64, None, 0.11, 0.02, 0.5, 0.02, output=(600, 600)),
+    "us-passport": _Framing(1.0, (0.55, 0.64), (0.32, 0.43), (0.08, 0.13), True, 0.5, 0.02, output=(600, 600)),
 }
+HEAD_STEPS = 25  # framings tried between the loose and the tight end
 ASPECT_UNITS = {"square": (1, 1), "portrait": (4, 5), "classic": (2, 3), "banner": (16, 9)}
 
 
@@ -99,20 +105,18 @@ def plan_crop(
 
     # 1. The head in a levelled frame: origin between the eyes, x along the eye line, y down.
     head = _head_geometry(face, matte)
-    crop_height = head.height / framing.head
-    crop_width = crop_height * framing.aspect
 
-    # 2. The ideal position, then shifts and shrinks within the framing rules until it fits the frame.
+    # 2. The loosest accepted framing that fits inside the frame; when even the tightest does not fit,
+    #    the tightest, placed where it reaches least past the edge.
     plan = None
-    for head_fraction in np.linspace(framing.head, framing.head_max, 7):
+    for head_fraction in np.linspace(*framing.head_range, HEAD_STEPS):
         height = head.height / head_fraction
-        candidate = _fit_inside(framing, head, height, height * framing.aspect, image_width, image_height)
-        if candidate is not None:
-            plan = candidate
+        plan = _fit_inside(framing, head, height, height * framing.aspect, image_width, image_height)
+        if plan is not None:
             break
     if plan is None:
-        center_x, center_y = _least_overflow(framing, head, crop_height, crop_width, image_width, image_height)
-        plan = (center_x, center_y, crop_width, crop_height)
+        height = head.height / framing.head_range[1]
+        plan = _least_overflow(framing, head, height, height * framing.aspect, image_width, image_height)
     center_x, center_y, width, height = plan
 
     # 3. Output size: the source's own resolution, enlarged only to reach the minimum.
@@ -307,50 +311,100 @@ def _to_source(head: _Head, x: float, y: float) -> tuple[float, float]:
     return head.eye_mid[0] + x * cos - y * sin, head.eye_mid[1] + x * sin + y * cos
 
 
-def _ideal_offsets(framing: _Framing, head: _Head, height: float, width: float) -> tuple[float, float]:
-    """Return the crop centre in the levelled frame for the framing's ideal eye line and face position."""
-    if framing.eye is not None:
-        eye_from_top = framing.eye * height
-    else:
-        eye_from_top = framing.crown * height - head.crown
+def _allowed_offsets(framing: _Framing, head: _Head, height: float, width: float):
+    """Return the crop centres the framing allows, in the levelled frame: x and y ranges and the preferred centre.
+
+    The y range is empty (low > high) when the eye and crown rules cannot both hold at this head size.
+    """
+    # 1. Horizontal: the face centre at its fraction of the width, within the slack.
     face_x = framing.face_x
     if face_x != 0.5:
         # Leave the open space on the side the face turns to; frontal faces go to the right third.
         face_x = 1 - face_x if head.gaze > 0 else face_x
-    center_x = head.face_center_x - (face_x - 0.5) * width
-    center_y = height / 2 - eye_from_top
-    return center_x, center_y
+    preferred_x = head.face_center_x - (face_x - 0.5) * width
+    x_range = (preferred_x - framing.horizontal_slack * width, preferred_x + framing.horizontal_slack * width)
 
-
-def _candidate_centres(framing, head, height, width):
-    ideal_x, ideal_y = _ideal_offsets(framing, head, height, width)
-    horizontal = np.linspace(-framing.horizontal_slack, framing.horizontal_slack, 9) * width
-    vertical = np.linspace(-framing.vertical_slack, framing.vertical_slack, 9) * height
-    candidates = [(ideal_x + dx, ideal_y + dy) for dx in horizontal for dy in vertical]
-    candidates.sort(key=lambda centre: (centre[0] - ideal_x) ** 2 / width**2 + (centre[1] - ideal_y) ** 2 / height**2)
-    return candidates
+    # 2. Vertical: the eye line sits at y = 0 and the crown at head.crown, so each rule bounds the centre.
+    eye_low, eye_high = framing.eye_range
+    crown_low, crown_high = framing.crown_range
+    y_low = max((0.5 - eye_high) * height, head.crown + (0.5 - crown_high) * height)
+    y_high = min((0.5 - eye_low) * height, head.crown + (0.5 - crown_low) * height)
+    if framing.prefer_crown:
+        preferred_y = head.crown + (0.5 - (crown_low + crown_high) / 2) * height
+    else:
+        preferred_y = (0.5 - (eye_low + eye_high) / 2) * height
+    preferred_y = min(max(preferred_y, y_low), y_high) if y_low <= y_high else preferred_y
+    return x_range, (y_low, y_high), (preferred_x, preferred_y)
 
 
 def _fit_inside(framing, head, height, width, image_width, image_height):
-    for x, y in _candidate_centres(framing, head, height, width):
-        center_x, center_y = _to_source(head, x, y)
-        if _overflow(center_x, center_y, width, height, head.angle, image_width, image_height) <= 0.5:
-            return center_x, center_y, width, height
-    return None
+    """Return (center_x, center_y, width, height) in source pixels for the allowed centre nearest the preferred one
+    whose rotated crop lies inside the frame, or None.
+
+    The allowed centres and the centres that keep the crop inside the frame are both bounded by straight
+    lines, so the nearest feasible point is the preferred one, a projection onto one line, or a corner.
+    """
+    x_range, y_range, preferred = _allowed_offsets(framing, head, height, width)
+    if y_range[0] > y_range[1] + 1e-9:
+        return None
+
+    # 1. Every rule as a · (x, y) <= b, in pixels of the levelled frame.
+    cos, sin = math.cos(head.angle), math.sin(head.angle)
+    reach_x = abs(width / 2 * cos) + abs(height / 2 * sin)
+    reach_y = abs(width / 2 * sin) + abs(height / 2 * cos)
+    eye_x, eye_y = head.eye_mid
+    to_source_x, to_source_y = np.array([cos, -sin]), np.array([sin, cos])
+    rules = [
+        (np.array([1.0, 0.0]), x_range[1]),
+        (np.array([-1.0, 0.0]), -x_range[0]),
+        (np.array([0.0, 1.0]), y_range[1]),
+        (np.array([0.0, -1.0]), -y_range[0]),
+        (to_source_x, image_width - reach_x - eye_x),
+        (-to_source_x, eye_x - reach_x),
+        (to_source_y, image_height - reach_y - eye_y),
+        (-to_source_y, eye_y - reach_y),
+    ]
+
+    # 2. The candidates: the preferred centre, its projections onto each line, and the lines' crossings.
+    target = np.array(preferred, dtype=np.float64)
+    candidates = [target]
+    for normal, bound in rules:
+        candidates.append(target - (normal @ target - bound) / (normal @ normal) * normal)
+    for first in range(len(rules)):
+        for second in range(first + 1, len(rules)):
+            matrix = np.stack([rules[first][0], rules[second][0]])
+            if abs(np.linalg.det(matrix)) > 1e-9:
+                candidates.append(np.linalg.solve(matrix, [rules[first][1], rules[second][1]]))
+
+    # 3. The feasible candidate nearest the preferred centre, distances taken relative to the crop's size.
+    scale = np.array([width, height])
+    best = None
+    for candidate in candidates:
+        if all(normal @ candidate <= bound + 0.5 for normal, bound in rules):
+            distance = float((((candidate - target) / scale) ** 2).sum())
+            if best is None or distance < best[0] - 1e-12:
+                best = (distance, candidate)
+    if best is None:
+        return None
+    center_x, center_y = _to_source(head, *best[1])
+    return center_x, center_y, width, height
 
 
 def _least_overflow(framing, head, height, width, image_width, image_height):
-    """Return the centre that reaches least past the frame; a centred face stays centred, since a fill is needed anyway."""
-    ideal_x, _ = _ideal_offsets(framing, head, height, width)
+    """Return the allowed centre whose crop reaches least past the frame, as (center_x, center_y, width, height)."""
+    (x_low, x_high), (y_low, y_high), (preferred_x, preferred_y) = _allowed_offsets(framing, head, height, width)
+    if y_low > y_high:
+        y_low = y_high = preferred_y
     best = None
-    for x, y in _candidate_centres(framing, head, height, width):
-        if framing.face_x == 0.5 and x != ideal_x:
-            continue
-        center = _to_source(head, x, y)
-        overflow = _overflow(*center, width, height, head.angle, image_width, image_height, total=True)
-        if best is None or overflow < best[0] - 1e-6:
-            best = (overflow, center)
-    return best[1]
+    for x in np.linspace(x_low, x_high, 21):
+        for y in np.linspace(y_low, y_high, 21):
+            center = _to_source(head, x, y)
+            overflow = _overflow(*center, width, height, head.angle, image_width, image_height, total=True)
+            distance = ((x - preferred_x) / width) ** 2 + ((y - preferred_y) / height) ** 2
+            key = (round(overflow, 3), distance)
+            if best is None or key < best[0]:
+                best = (key, center)
+    return (*best[1], width, height)
 
 
 def _corners(center_x, center_y, width, height, angle) -> np.ndarray:
