@@ -30,7 +30,7 @@ import pillow_heif
 import tifffile
 from PIL import Image, ImageChops, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin
 
-from .color import (
+from ..color import (
     convert_srgb_to_cmyk,
     convert_to_srgb,
     profile_color_space,
@@ -38,8 +38,8 @@ from .color import (
     srgb_profile,
     to_srgb8,
 )
-from .errors import HeadshotError, register_messages
-from .i18n import N_, _
+from ..errors import HeadshotError, register_messages
+from ..i18n import N_, _
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
