@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .errors import HeadshotError
 from .faces import Face
 from .i18n import N_
-from .matte import box_mean
+from .matte import _resize, band_rectangles, box_mean, sample_smooth
 
 BACKDROPS: dict[str, str] = {
     "original": N_("Original background"),
@@ -134,45 +134,63 @@ def render_backdrop(
 
 
 def composite(
-    foreground: torch.Tensor, matte: torch.Tensor, backdrop: torch.Tensor, light_wrap: float = 0.3
+    foreground: torch.Tensor,
+    matte: torch.Tensor,
+    backdrop: torch.Tensor,
+    light_wrap: float = 0.3,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Put the subject over the backdrop: foreground·matte + backdrop·(1 − matte), with a light wrap.
 
     The light wrap lets the backdrop's colour spill a little onto the subject's edge, as light from a real
     backdrop does, so the subject sits in it. Pixels with matte 0 are exactly the backdrop. An "original"
-    backdrop from `render_backdrop` comes back unchanged.
+    backdrop from `render_backdrop` comes back unchanged. `out` (3, H, W) receives the result and may be
+    `backdrop` itself, which saves a full-size copy when the backdrop is not needed afterwards.
     """
     if getattr(backdrop, "is_original_backdrop", False):
         return backdrop
 
-    # 1. The plain composite.
-    alpha = matte.clamp(0, 1)
-    result = torch.lerp(backdrop.expand_as(foreground[:3]), foreground[:3], alpha)
+    # 1. How much backdrop surrounds each subject pixel, and its colour there, at reduced resolution
+    #    (before `out` may overwrite the backdrop).
+    low, high = torch.aminmax(matte)
+    alpha = matte if 0 <= float(low) and float(high) <= 1 else matte.clamp(0, 1)
+    height, width = alpha.shape[-2:]
+    if light_wrap > 0:
+        scale = min(1.0, LIGHT_WRAP_LONG_SIDE / max(height, width))
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        small_alpha = _resize(alpha, size)
+        small_backdrop = _resize(backdrop.expand(3, height, width), size)
+        radius = max(1, round(LIGHT_WRAP_RADIUS * max(size)))
+        surround = box_mean(1 - small_alpha, radius)
+        spill = box_mean(small_backdrop * (1 - small_alpha), radius) / surround.clamp_min(1e-4)
+
+    # 2. The plain composite.
+    if out is backdrop:
+        result = backdrop.lerp_(foreground[:3], alpha)
+    else:
+        result = torch.lerp(backdrop.expand_as(foreground[:3]), foreground[:3], alpha, out=out)
     if light_wrap <= 0:
         return result
 
-    # 2. How much backdrop surrounds each subject pixel, and its colour there, at reduced resolution.
-    height, width = alpha.shape[-2:]
-    scale = min(1.0, LIGHT_WRAP_LONG_SIDE / max(height, width))
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    small_alpha = _resize(alpha, size)
-    small_backdrop = _resize(backdrop.expand(3, height, width), size)
-    radius = max(1, round(LIGHT_WRAP_RADIUS * max(size)))
-    surround = box_mean(1 - small_alpha, radius)
-    spill = box_mean(small_backdrop * (1 - small_alpha), radius) / surround.clamp_min(1e-4)
-
-    # 3. Blend the spill into the subject's edge only: pixels with some matte and some backdrop around.
-    reach = F.interpolate(surround[None], size=(height, width), mode="bilinear")[0, 0] if scale < 1.0 else surround[0]
-    edge = ((alpha[0] > 0) & (reach > 1e-3)).nonzero()
-    if len(edge) == 0:
-        return result
-    rows, columns = edge[:, 0], edge[:, 1]
-    points = torch.stack([(columns + 0.5) / width * 2 - 1, (rows + 0.5) / height * 2 - 1], dim=-1)
-    grid = points[None, None].to(spill.dtype)
-    spill_at = F.grid_sample(spill[None], grid, padding_mode="border", align_corners=False)[0, :, 0]
-    amount = (light_wrap * alpha[0, rows, columns] * reach[rows, columns]).clamp(0, 1)
-    current = result[:, rows, columns]
-    result[:, rows, columns] = current + amount * (spill_at - current)
+    # 3. Blend the spill into the subject's edge only: pixels with some matte and some backdrop around,
+    #    box by box along the edge.
+    near_edge = (small_alpha[0] > 0) & (surround[0] > 1e-3)
+    near_edge = F.max_pool2d(near_edge[None, None].float(), kernel_size=3, stride=1, padding=1)[0, 0] > 0
+    boxes = [(0, height, 0, width)] if scale == 1.0 else band_rectangles(near_edge, (height, width))
+    wrap_layers = torch.cat([surround, spill])
+    for top, bottom, left, right in boxes:
+        box_alpha = alpha[0, top:bottom, left:right]
+        if not bool((box_alpha > 0).any()):
+            continue
+        if scale == 1.0:
+            sampled = wrap_layers
+        else:
+            sampled = sample_smooth(wrap_layers, (top, bottom, left, right), (height, width))
+        reach, spill_at = sampled[0], sampled[1:]
+        amount = (light_wrap * box_alpha * reach).clamp_(0, 1)
+        amount = amount * ((box_alpha > 0) & (reach > 1e-3))
+        current = result[:, top:bottom, left:right]
+        current.add_(amount * (spill_at - current))
     return result
 
 
@@ -211,7 +229,7 @@ def _studio_grey(height, width, center, color_in_profile, device) -> torch.Tenso
     lower = position.floor().long().clamp(max=63)
     fraction = (position - lower)[None]
     colour = table[lower].permute(2, 0, 1) * (1 - fraction) + table[lower + 1].permute(2, 0, 1) * fraction
-    colour = F.interpolate(colour[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+    colour = _resize(colour.contiguous(), (height, width))
 
     # 3. A fixed dither tile, so the same frame always renders the same backdrop.
     generator = torch.Generator().manual_seed(1)
@@ -334,14 +352,6 @@ def _to_profile(color, color_in_profile: ColorInProfile | None) -> tuple[float, 
     if color_in_profile is None:
         return tuple(float(channel) for channel in color)
     return tuple(float(min(1.0, max(0.0, channel))) for channel in color_in_profile(tuple(color)))
-
-
-def _resize(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(values.shape[-2:]) == tuple(size):
-        return values
-    if size[0] <= values.shape[-2] and size[1] <= values.shape[-1]:
-        return F.interpolate(values[None], size=size, mode="area")[0]
-    return F.interpolate(values[None], size=size, mode="bilinear", align_corners=False)[0]
 
 
 def _invalid(value: str, allowed: str, detail: str) -> HeadshotError:

@@ -27,6 +27,8 @@ CROPS: dict[str, str] = {
 
 MIN_OUTPUT = 400  # shorter side of a social crop, in pixels
 EXTEND_LONG_SIDE = 512  # the smooth extension past the frame's edge is computed at this size
+SHOULDER_SLOPE = 0.4  # how far the body's top falls per pixel outwards beside the frame
+STRETCH_BLUR_GROWTH = 0.15  # σ of the stretched body's blur per pixel of distance past the frame's edge
 
 # The crown over the eye line, in eye-to-chin distances. It is the matte's top edge above the face, kept
 # between a short-haired skull and a full head of hair. Without a matte the middle value is used.
@@ -63,6 +65,7 @@ FRAMINGS: dict[str, _Framing] = {
     "us-passport": _Framing(1.0, (0.55, 0.64), (0.32, 0.43), (0.08, 0.13), True, 0.5, 0.02, output=(600, 600)),
 }
 HEAD_STEPS = 25  # framings tried between the loose and the tight end
+CUT_HEAD_EYE_MIN = 0.15  # eye line from the top when a social crop cuts the head where the frame does
 ASPECT_UNITS = {"square": (1, 1), "portrait": (4, 5), "classic": (2, 3), "banner": (16, 9)}
 
 
@@ -114,6 +117,14 @@ def plan_crop(
         plan = _fit_inside(framing, head, height, height * framing.aspect, image_width, image_height)
         if plan is not None:
             break
+    if plan is None and head.crown_cut and not framing.prefer_crown:
+        # The frame cuts the head, so no hair can be made up above it: cut the head as the frame does,
+        # from the loosest height down to one where eye line to chin fills 40 % of the height.
+        tightest = head.chin / 0.40
+        for height in np.linspace(head.height / framing.head_range[0], tightest, 2 * HEAD_STEPS):
+            plan = _fit_inside(framing, head, height, height * framing.aspect, image_width, image_height, cut_head=True)
+            if plan is not None:
+                break
     if plan is None:
         height = head.height / framing.head_range[1]
         plan = _least_overflow(framing, head, height, height * framing.aspect, image_width, image_height)
@@ -172,7 +183,7 @@ def apply_crop(image: torch.Tensor, plan: CropPlan, fill: torch.Tensor | None = 
     if not plan.reaches_past_edge:
         return sampled
 
-    # 4. Past the frame: the given fill, or the frame's edge colours carried on smoothly (no mirrored faces),
+    # 4. Past the frame: the given fill, or the frame carried on as `extend_frame` does without a matte,
     #    with one pixel of blend at the seam.
     columns = torch.arange(plan.output_width, device=image.device, dtype=torch.float32).view(1, -1)
     rows = torch.arange(plan.output_height, device=image.device, dtype=torch.float32).view(-1, 1)
@@ -184,9 +195,165 @@ def apply_crop(image: torch.Tensor, plan: CropPlan, fill: torch.Tensor | None = 
     )
     inside = distance_inside.add_(1).clamp_(0, 1)[None]
     if fill is None:
-        fill = _extend_edges(sampled, inside)
+        fill = _extended_fill(image, plan, corners)
     fill = fill.to(device=sampled.device, dtype=sampled.dtype).expand_as(sampled)
     return torch.lerp(fill, sampled, inside)
+
+
+def extend_frame(
+    image: torch.Tensor,
+    matte: torch.Tensor | None,
+    window: tuple[int, int, int, int],
+    faces: list[Face] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Carry a frame on past its edges; return the canvas image (C, H, W) and matte (1, H, W), both new tensors.
+
+    `window` (x0, y0, x1, y1) is where the frame lies on the canvas; values outside it are ignored. Below
+    the frame, and beside it from the chin down, the subject continues: the last rows (columns) are
+    stretched outwards with a blur that grows with the distance, and the matte keeps the edge's values, so
+    a body cut by the frame stays solid. Above the frame, and beside the head, the matte is 0 (backdrop) and
+    the colours continue the background alone, smoothly, so no hair or skin colour smears into them.
+    """
+    channels, height, width = image.shape
+    x0, y0, x1, y1 = window
+    image = image.clone()
+    matte = None if matte is None else matte.clone()
+    if (x0, y0, x1, y1) == (0, 0, width, height):
+        return image, matte
+
+    # 1. The background alone, continued smoothly at reduced resolution.
+    background = _continued_background(image, matte, window)
+
+    # 2. Beside the frame: the body from the chin down, its top falling away like a shoulder, and the
+    #    background above it.
+    body_top = y0
+    if faces:
+        body_top = min(y1, max(y0, round(max(_chin_row(face) for face in faces))))
+    for side, (start, stop) in (("left", (0, x0)), ("right", (x1, width))):
+        if stop <= start:
+            continue
+        edge_column = x0 if side == "left" else x1 - 1
+        rows = torch.arange(y0, y1, device=image.device).view(-1, 1)
+        distance = torch.arange(stop - start, 0, -1) if side == "left" else torch.arange(1, stop - start + 1)
+        source_rows = rows - (SHOULDER_SLOPE * distance.to(image.device).view(1, -1)).round().long()
+        on_body = source_rows >= body_top
+        source_rows = source_rows.clamp(min=body_top, max=y1 - 1) - body_top
+        stretched = _stretched(image[:, body_top:y1, edge_column], stop - start, reverse=(side == "left"))
+        columns = torch.arange(stop - start, device=image.device).view(1, -1).expand_as(source_rows)
+        body = stretched[:, source_rows, columns]
+        image[:, y0:y1, start:stop] = torch.where(on_body, body, background(y0, y1, start, stop))
+        if matte is not None:
+            edge_matte = matte[0, body_top:y1, edge_column]
+            matte[0, y0:y1, start:stop] = torch.where(on_body, edge_matte[source_rows], torch.zeros_like(body[0]))
+
+    # 3. Below the frame, across the whole canvas width: the last row stretched downwards.
+    if y1 < height:
+        edge = image[:, y1 - 1, :]
+        image[:, y1:, :] = _stretched(edge, height - y1, reverse=False).transpose(1, 2)
+        if matte is not None:
+            matte[:, y1:, :] = matte[:, y1 - 1 : y1, :]
+
+    # 4. Above the frame: the background only.
+    if y0 > 0:
+        image[:, :y0, :] = background(0, y0, 0, width)
+        if matte is not None:
+            matte[:, :y0, :] = 0.0
+    return image, matte
+
+
+def _chin_row(face: Face) -> float:
+    if face.landmarks is not None:
+        return float(face.landmarks[CHIN, 1])
+    return float(face.box[1] + face.box[3])
+
+
+def _stretched(edge: torch.Tensor, length: int, reverse: bool) -> torch.Tensor:
+    """Stretch an edge line (C, N) into a (C, N, length) strip whose blur along N grows with the distance.
+
+    Column 0 of the strip lies next to the edge (the last column when `reverse`, for strips left of it).
+    """
+    import cv2
+
+    # 1. The line blurred at a few strengths, σ doubling from one level to the next.
+    channels, count = edge.shape
+    line = np.ascontiguousarray(edge.detach().to("cpu", torch.float32).numpy().T[None])  # (1, N, C)
+    sigmas = [0.0]
+    while sigmas[-1] < STRETCH_BLUR_GROWTH * length and sigmas[-1] < count:
+        sigmas.append(max(1.0, 2 * sigmas[-1]))
+    levels = [line[0]]
+    for sigma in sigmas[1:]:
+        blurred = cv2.GaussianBlur(line, (0, 0), sigmaX=sigma, sigmaY=1e-3, borderType=cv2.BORDER_REFLECT)
+        levels.append(blurred.reshape(count, channels))
+    stack = torch.from_numpy(np.stack(levels)).permute(0, 2, 1).to(edge.device)  # (levels, C, N)
+
+    # 2. Each step outwards takes the level for its σ, blending the two nearest.
+    distance = torch.arange(1, length + 1, dtype=torch.float32, device=edge.device)
+    wanted = (STRETCH_BLUR_GROWTH * distance).clamp(max=sigmas[-1])
+    position = torch.from_numpy(np.interp(wanted.cpu().numpy(), sigmas, np.arange(len(sigmas)))).float()
+    lower = position.floor().long().clamp(max=len(sigmas) - 1)
+    upper = (lower + 1).clamp(max=len(sigmas) - 1)
+    fraction = (position - lower).to(edge.device).view(1, 1, -1)
+    strip = stack[lower.to(edge.device)].permute(1, 2, 0) * (1 - fraction) + stack[upper.to(edge.device)].permute(1, 2, 0) * fraction
+    return strip.flip(-1) if reverse else strip
+
+
+def _continued_background(image: torch.Tensor, matte: torch.Tensor | None, window):
+    """Return a function (top, bottom, left, right) -> (C, h, w) sampling a smooth continuation of the frame's background.
+
+    Only pixels inside the window with matte 0 (all of them without a matte) feed it, pushed and pulled
+    over a pyramid at reduced resolution.
+    """
+    from .backdrops import fill_holes
+
+    # 1. The known background at reduced resolution; a coarse pixel counts only when wholly known.
+    channels, height, width = image.shape
+    x0, y0, x1, y1 = window
+    known = torch.zeros((1, height, width), dtype=image.dtype, device=image.device)
+    known[:, y0:y1, x0:x1] = 1.0
+    if matte is not None:
+        known[:, y0:y1, x0:x1] = (matte[:, y0:y1, x0:x1] <= 0.0).to(image.dtype)
+    scale = min(1.0, EXTEND_LONG_SIDE / max(height, width))
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    small_known = F.interpolate(known[None], size=size, mode="area")[0]
+    small_colour = F.interpolate((image * known)[None], size=size, mode="area")[0] / small_known.clamp_min(1e-6)
+    filled = fill_holes(small_colour, (small_known > 0.999).to(image.dtype))
+
+    # 2. Sampling a part of the canvas lines up with upsampling the whole (bilinear, pixel centres).
+    def sample(top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+        if bottom <= top or right <= left:
+            return image.new_zeros((channels, max(0, bottom - top), max(0, right - left)))
+        columns = (torch.arange(left, right, device=image.device, dtype=torch.float32) + 0.5) / width * 2 - 1
+        rows = (torch.arange(top, bottom, device=image.device, dtype=torch.float32) + 0.5) / height * 2 - 1
+        grid = torch.stack(torch.broadcast_tensors(columns.view(1, -1), rows.view(-1, 1)), dim=-1)[None]
+        return F.grid_sample(filled[None], grid.to(filled.dtype), mode="bilinear", padding_mode="border",
+                             align_corners=False)[0]
+
+    return sample
+
+
+def _extended_fill(image: torch.Tensor, plan: CropPlan, corners: np.ndarray) -> torch.Tensor:
+    """Return the output-sized fill for a crop past the frame: the frame carried on by `extend_frame`, resampled."""
+    channels, height, width = image.shape
+
+    # 1. A canvas around the crop's bounding box, at the output's resolution.
+    left = min(0, int(math.floor(corners[:, 0].min())) - 4)
+    top = min(0, int(math.floor(corners[:, 1].min())) - 4)
+    right = max(width, int(math.ceil(corners[:, 0].max())) + 4)
+    bottom = max(height, int(math.ceil(corners[:, 1].max())) + 4)
+    scale = min(1.0, plan.output_width / plan.width)
+    size = (max(2, round((bottom - top) * scale)), max(2, round((right - left) * scale)))
+    window = (round(-left * scale), round(-top * scale), round((width - left) * scale), round((height - top) * scale))
+    window = (window[0], window[1], max(window[0] + 1, min(size[1], window[2])), max(window[1] + 1, min(size[0], window[3])))
+    canvas = image.new_zeros((channels, *size))
+    canvas[:, window[1] : window[3], window[0] : window[2]] = F.interpolate(
+        image[None], size=(window[3] - window[1], window[2] - window[0]), mode="area" if scale < 1 else "bilinear"
+    )[0]
+    extended, _ = extend_frame(canvas, None, window)
+
+    # 2. The crop of the canvas, resampled as the plan says.
+    canvas_plan = CropPlan(plan.name, (plan.center_x - left) * scale, (plan.center_y - top) * scale, plan.angle_degrees,
+                           plan.width * scale, plan.height * scale, plan.output_width, plan.output_height, False)
+    return apply_crop(extended, canvas_plan)
 
 
 def _resample_opencv(region: torch.Tensor, block: int, affine: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
@@ -219,20 +386,6 @@ def _resample_torch(region: torch.Tensor, block: int, affine: np.ndarray, size: 
     return F.grid_sample(region[None], grid, mode=mode, padding_mode="reflection", align_corners=False)[0]
 
 
-def _extend_edges(sampled: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
-    """Continue the colours at the frame's edge into the area past it, smoothly, at reduced resolution."""
-    from .backdrops import fill_holes
-
-    height, width = sampled.shape[-2:]
-    scale = min(1.0, EXTEND_LONG_SIDE / max(height, width))
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    # A coarse pixel counts as known only when it lies wholly inside the frame, so its average needs no mask.
-    small_weight = (F.interpolate(inside[None], size=size, mode="area")[0] > 0.999).to(sampled.dtype)
-    small_colour = F.interpolate(sampled[None], size=size, mode="area")[0]
-    filled = fill_holes(small_colour, small_weight)
-    return F.interpolate(filled[None], size=(height, width), mode="bilinear", align_corners=False)[0]
-
-
 @dataclass
 class _Head:
     angle: float  # roll in radians: the eye line's direction in the source, clockwise on screen
@@ -241,6 +394,7 @@ class _Head:
     crown: float  # above the eye line (negative y) in the levelled frame
     chin: float  # below the eye line
     gaze: float  # -1 turned to the image's left, +1 to its right, 0 frontal
+    crown_cut: bool = False  # the frame's edge cuts the top of the head
 
     @property
     def height(self) -> float:
@@ -269,22 +423,22 @@ def _head_geometry(face: Face, matte: torch.Tensor | None) -> _Head:
     chin = max(chin, 0.5 * face.eye_distance)
 
     # 2. The crown: the matte's top edge above the face, kept within head proportions.
-    crown = CROWN_WITHOUT_MATTE * chin
+    crown, crown_cut = CROWN_WITHOUT_MATTE * chin, False
     if matte is not None:
-        top = _matte_top(matte, eye_mid, angle, face_center_x, face_width, 1.6 * chin)
-        if top is not None:
-            crown = float(np.clip(top, CROWN_RANGE[0] * chin, CROWN_RANGE[1] * chin))
+        top, crown_cut = _matte_top(matte, eye_mid, angle, face_center_x, face_width, 1.6 * chin)
+        crown = float(np.clip(top, CROWN_RANGE[0] * chin, CROWN_RANGE[1] * chin))
     gaze = float(np.clip(nose_offset / max(0.08 * face_width, 1e-6), -1, 1)) if abs(nose_offset) > 0.04 * face_width else 0.0
-    return _Head(angle, eye_mid, face_center_x, -crown, chin, gaze)
+    return _Head(angle, eye_mid, face_center_x, -crown, chin, gaze, crown_cut)
 
 
-def _matte_top(matte, eye_mid, angle, face_center_x, face_width, reach) -> float | None:
-    """Return how far above the eye line the matte stays solid, the highest over a few columns across the face."""
+def _matte_top(matte, eye_mid, angle, face_center_x, face_width, reach) -> tuple[float, bool]:
+    """Return how far above the eye line the matte stays solid, the highest over a few columns across the face,
+    and whether the head runs on past the frame's edge there (in most of the columns)."""
     alpha = matte[0].detach().to("cpu").float().numpy() if matte.dim() == 3 else matte.detach().cpu().numpy()
     height, width = alpha.shape
     cos, sin = math.cos(angle), math.sin(angle)
     steps = np.linspace(0, reach, max(8, int(reach)))
-    highest = None
+    highest, rays_off_edge = None, 0
     for offset in np.linspace(-0.2, 0.2, 5) * face_width:
         x_levelled = face_center_x + offset
         xs = eye_mid[0] + x_levelled * cos + steps * sin
@@ -296,8 +450,9 @@ def _matte_top(matte, eye_mid, angle, face_center_x, face_width, reach) -> float
             values[~inside] = 1.0  # past the frame's edge the head may go on
         gaps = np.flatnonzero(values < 0.5)
         top = steps[gaps[0]] if len(gaps) else reach
+        rays_off_edge += int(not inside[-1] and (not len(gaps) or not inside[gaps[0]]))
         highest = top if highest is None else max(highest, top)
-    return highest
+    return highest, rays_off_edge >= 3
 
 
 def _levelled(points: np.ndarray, origin: np.ndarray, angle: float) -> np.ndarray:
@@ -311,10 +466,11 @@ def _to_source(head: _Head, x: float, y: float) -> tuple[float, float]:
     return head.eye_mid[0] + x * cos - y * sin, head.eye_mid[1] + x * sin + y * cos
 
 
-def _allowed_offsets(framing: _Framing, head: _Head, height: float, width: float):
+def _allowed_offsets(framing: _Framing, head: _Head, height: float, width: float, cut_head: bool = False):
     """Return the crop centres the framing allows, in the levelled frame: x and y ranges and the preferred centre.
 
     The y range is empty (low > high) when the eye and crown rules cannot both hold at this head size.
+    With `cut_head` the crop may cut the top of the head, and the eye line may rise to CUT_HEAD_EYE_MIN.
     """
     # 1. Horizontal: the face centre at its fraction of the width, within the slack.
     face_x = framing.face_x
@@ -327,6 +483,8 @@ def _allowed_offsets(framing: _Framing, head: _Head, height: float, width: float
     # 2. Vertical: the eye line sits at y = 0 and the crown at head.crown, so each rule bounds the centre.
     eye_low, eye_high = framing.eye_range
     crown_low, crown_high = framing.crown_range
+    if cut_head:
+        eye_low, crown_low = CUT_HEAD_EYE_MIN, -math.inf
     y_low = max((0.5 - eye_high) * height, head.crown + (0.5 - crown_high) * height)
     y_high = min((0.5 - eye_low) * height, head.crown + (0.5 - crown_low) * height)
     if framing.prefer_crown:
@@ -337,14 +495,14 @@ def _allowed_offsets(framing: _Framing, head: _Head, height: float, width: float
     return x_range, (y_low, y_high), (preferred_x, preferred_y)
 
 
-def _fit_inside(framing, head, height, width, image_width, image_height):
+def _fit_inside(framing, head, height, width, image_width, image_height, cut_head=False):
     """Return (center_x, center_y, width, height) in source pixels for the allowed centre nearest the preferred one
     whose rotated crop lies inside the frame, or None.
 
     The allowed centres and the centres that keep the crop inside the frame are both bounded by straight
     lines, so the nearest feasible point is the preferred one, a projection onto one line, or a corner.
     """
-    x_range, y_range, preferred = _allowed_offsets(framing, head, height, width)
+    x_range, y_range, preferred = _allowed_offsets(framing, head, height, width, cut_head)
     if y_range[0] > y_range[1] + 1e-9:
         return None
 
@@ -391,15 +549,25 @@ def _fit_inside(framing, head, height, width, image_width, image_height):
 
 
 def _least_overflow(framing, head, height, width, image_width, image_height):
-    """Return the allowed centre whose crop reaches least past the frame, as (center_x, center_y, width, height)."""
+    """Return the allowed centre whose crop reaches least past the frame, as (center_x, center_y, width, height).
+
+    When the frame cuts the top of the head, no hair can be made up above it, so a social crop then cuts
+    the head as the frame does and lets the eye line rise instead of reaching past the top.
+    """
     (x_low, x_high), (y_low, y_high), (preferred_x, preferred_y) = _allowed_offsets(framing, head, height, width)
+    top_weight = 1.0
+    if head.crown_cut and not framing.prefer_crown:
+        y_high = max(y_high, (0.5 - CUT_HEAD_EYE_MIN) * height)
+        top_weight = 50.0
     if y_low > y_high:
         y_low = y_high = preferred_y
     best = None
     for x in np.linspace(x_low, x_high, 21):
-        for y in np.linspace(y_low, y_high, 21):
+        for y in np.linspace(y_low, y_high, 41):
             center = _to_source(head, x, y)
             overflow = _overflow(*center, width, height, head.angle, image_width, image_height, total=True)
+            corners = _corners(*center, width, height, head.angle)
+            overflow += (top_weight - 1) * float(np.maximum(-corners[:, 1], 0).sum())
             distance = ((x - preferred_x) / width) ** 2 + ((y - preferred_y) / height) ** 2
             key = (round(overflow, 3), distance)
             if best is None or key < best[0]:

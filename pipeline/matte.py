@@ -7,6 +7,7 @@ hair strands follow the picture.
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -28,6 +29,7 @@ MIN_PART_AREA = 0.2  # a detached blob is kept when it has this fraction of the 
 # Kept inside the real skull: the ellipse's half-axes as fractions of half the face width and eye-to-chin.
 SKULL_WIDTH, SKULL_HEIGHT = 0.92, 0.85
 ALPHA_FLOOR, ALPHA_CEILING = 0.02, 0.98  # snapped to 0 and 1, so a replaced backdrop stays clean
+BAND_TILE = 8  # working pixels per side of the tiles that cover the subject's edge at full resolution
 
 _segmenter = None
 _segmenter_lock = threading.Lock()
@@ -66,27 +68,85 @@ def person_matte(image: torch.Tensor, faces: list[Face] | None = None) -> torch.
     coarse = ((coarse - 0.5) * COARSE_CONTRAST + 0.5).clamp_(0, 1)
 
     # 5. Fit the local colour model at working resolution. The support and the guide's centring fold into
-    #    the coefficients, so the full-resolution pass is three multiply-adds.
+    #    the coefficients, so applying them to a pixel is three multiply-adds.
     radius = max(2, round(max(work_size) / 128))
     slope, offset = guided_coefficients(guide - 0.5, coarse, radius, GUIDED_EPS)
     offset = offset - 0.5 * slope.sum(0, keepdim=True)
     coefficients = torch.cat([slope, offset]) * support
-    if work_scale < 1.0:
-        coefficients = F.interpolate(coefficients[None], size=(height, width), mode="bilinear")[0]
+    faces_solid = torch.zeros_like(coarse)
+    for face_mask in face_masks:
+        torch.maximum(faces_solid, face_mask.to(coarse.device), out=faces_solid)
+    small_matte = _apply_coefficients(coefficients, guide)
+    torch.maximum(small_matte, (faces_solid > 0.5).to(small_matte.dtype), out=small_matte)
+    if work_scale == 1.0:
+        return small_matte
+
+    # 6. At full resolution the matte is exactly 0 or 1 away from the subject's edge; only the band where
+    #    the working matte is partly transparent (grown by two working pixels) is refined from the picture.
+    band = ((small_matte > 0) & (small_matte < 1)).to(torch.float32)
+    band = F.max_pool2d(band[None], kernel_size=5, stride=1, padding=2)[0, 0] > 0
+    matte = F.interpolate(small_matte[None], size=(height, width), mode="nearest")[0]
+    for top, bottom, left, right in band_rectangles(band, (height, width)):
+        box = (top, bottom, left, right)
+        refined = _apply_coefficients(sample_smooth(coefficients, box, (height, width)), image[:3, top:bottom, left:right])
+        solid = sample_smooth(faces_solid, box, (height, width)) > 0.5
+        matte[:, top:bottom, left:right] = torch.maximum(refined, solid.to(refined.dtype))
+    return matte
+
+
+def _apply_coefficients(coefficients: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
+    """Return slope · colour + offset (1, h, w), clamped and snapped to 0 and 1 near the ends."""
     matte = coefficients[3:4].clone()
     for channel in range(3):
-        matte.addcmul_(coefficients[channel : channel + 1], image[channel : channel + 1])
-    del coefficients
-
-    # 6. Snap near-certain values, so a replaced backdrop stays clean and the subject solid.
+        matte.addcmul_(coefficients[channel : channel + 1], colour[channel : channel + 1])
     matte.clamp_(0, 1)
     matte.masked_fill_(matte < ALPHA_FLOOR, 0.0)
     matte.masked_fill_(matte > ALPHA_CEILING, 1.0)
-
-    # 7. The snapping and the filter may have eaten into a face; put it back.
-    for face_mask in face_masks:
-        _raise_to(matte, face_mask.to(matte.device), work_scale)
     return matte
+
+
+def band_rectangles(band: torch.Tensor, full_size: tuple[int, int], tile: int = BAND_TILE) -> list[tuple[int, int, int, int]]:
+    """Return full-resolution boxes (top, bottom, left, right) covering the True pixels of a small mask (h, w).
+
+    The small mask is cut into tiles of `tile` pixels; each row of tiles gives one box per run of marked
+    tiles, grown by two full-resolution pixels so interpolation at a box's edge reads real neighbours.
+    """
+    small_height, small_width = band.shape
+    height, width = full_size
+    rows_of_tiles = math.ceil(small_height / tile)
+    columns_of_tiles = math.ceil(small_width / tile)
+    padded = F.pad(band[None, None].float(), (0, columns_of_tiles * tile - small_width, 0, rows_of_tiles * tile - small_height))
+    marked = (F.max_pool2d(padded, kernel_size=tile)[0, 0] > 0).cpu().numpy()
+    scale_y, scale_x = height / small_height, width / small_width
+
+    boxes = []
+    for tile_row in range(rows_of_tiles):
+        columns = np.flatnonzero(marked[tile_row])
+        if len(columns) == 0:
+            continue
+        breaks = np.flatnonzero(np.diff(columns) > 1)
+        starts = np.concatenate([[columns[0]], columns[breaks + 1]])
+        ends = np.concatenate([columns[breaks], [columns[-1]]]) + 1
+        top = max(0, math.floor(tile_row * tile * scale_y) - 2)
+        bottom = min(height, math.ceil((tile_row + 1) * tile * scale_y) + 2)
+        for start, end in zip(starts, ends):
+            left = max(0, math.floor(start * tile * scale_x) - 2)
+            right = min(width, math.ceil(end * tile * scale_x) + 2)
+            boxes.append((top, bottom, left, right))
+    return boxes
+
+
+def sample_smooth(small: torch.Tensor, box: tuple[int, int, int, int], full_size: tuple[int, int]) -> torch.Tensor:
+    """Return the part `box` (top, bottom, left, right) of `small` (C, h, w) enlarged bilinearly to `full_size`.
+
+    The values equal those of enlarging the whole with F.interpolate(mode="bilinear", align_corners=False).
+    """
+    top, bottom, left, right = box
+    height, width = full_size
+    columns = (torch.arange(left, right, device=small.device, dtype=torch.float32) + 0.5) / width * 2 - 1
+    rows = (torch.arange(top, bottom, device=small.device, dtype=torch.float32) + 0.5) / height * 2 - 1
+    grid = torch.stack(torch.broadcast_tensors(columns.view(1, -1), rows.view(-1, 1)), dim=-1)[None]
+    return F.grid_sample(small[None], grid.to(small.dtype), mode="bilinear", padding_mode="border", align_corners=False)[0]
 
 
 def decontaminate(image: torch.Tensor, matte: torch.Tensor) -> torch.Tensor:
@@ -114,21 +174,27 @@ def decontaminate(image: torch.Tensor, matte: torch.Tensor) -> torch.Tensor:
         foreground = (foreground_blur + small_alpha * residual).clamp(0, 1)
         background = (background_blur + (1 - small_alpha) * residual).clamp(0, 1)
 
-    # 3. Correct the partly transparent pixels at full resolution; the others keep their colour.
-    alpha = matte[0].clamp(0, 1)
+    # 3. Correct the partly transparent pixels at full resolution, box by box around the edge; the others
+    #    keep their colour.
     result = image.clone()
-    edge = ((alpha > 0) & (alpha < 1)).nonzero()
-    if len(edge):
-        rows, columns = edge[:, 0], edge[:, 1]
-        points = torch.stack([(columns + 0.5) / width * 2 - 1, (rows + 0.5) / height * 2 - 1], dim=-1)
-        estimates = torch.cat([foreground_blur, background_blur])[None]
-        grid = points[None, None].to(estimates.dtype)
-        sampled = F.grid_sample(estimates, grid, padding_mode="border", align_corners=False)[0, :, 0]
+    estimates = torch.cat([foreground_blur, background_blur])
+    band = (small_alpha[0] > 1e-5) & (small_alpha[0] < 1 - 1e-5)  # area averages of 0 and 1 round by ~1e-7
+    band = F.max_pool2d(band[None, None].float(), kernel_size=3, stride=1, padding=1)[0, 0] > 0
+    if work_scale == 1.0:
+        boxes = [(0, height, 0, width)]
+    else:
+        boxes = band_rectangles(band, (height, width))
+    for top, bottom, left, right in boxes:
+        alpha = matte[:, top:bottom, left:right].clamp(0, 1)
+        edge = (alpha > 0) & (alpha < 1)
+        if not bool(edge.any()):
+            continue
+        sampled = sample_smooth(estimates, (top, bottom, left, right), (height, width))
         foreground_at, background_at = sampled[:3], sampled[3:]
-        edge_alpha = alpha[rows, columns]
-        observed = colour[:, rows, columns]
-        residual = observed - background_at - edge_alpha * (foreground_at - background_at)
-        result[:3, rows, columns] = (foreground_at + edge_alpha * residual).clamp_(0, 1)
+        observed = colour[:, top:bottom, left:right]
+        residual = observed - background_at - alpha * (foreground_at - background_at)
+        corrected = (foreground_at + alpha * residual).clamp_(0, 1)
+        result[:3, top:bottom, left:right] = torch.where(edge, corrected, observed)
     return result
 
 
@@ -286,37 +352,26 @@ def _subject_support(coarse: torch.Tensor, face_masks: list[torch.Tensor], margi
     return torch.from_numpy(support)[None].to(coarse.device)
 
 
-def _raise_to(matte: torch.Tensor, small_mask: torch.Tensor, work_scale: float) -> None:
-    """Raise `matte` in place to at least `small_mask` (a working-resolution mask), touching only its box."""
-    rows = torch.nonzero(small_mask[0].amax(dim=1) > 0)
-    columns = torch.nonzero(small_mask[0].amax(dim=0) > 0)
-    if len(rows) == 0:
-        return
-    height, width = matte.shape[-2:]
-    top, bottom = int(rows[0]), int(rows[-1]) + 1
-    left, right = int(columns[0]), int(columns[-1]) + 1
-    full_top, full_bottom = int(top / work_scale), min(height, int(np.ceil(bottom / work_scale)))
-    full_left, full_right = int(left / work_scale), min(width, int(np.ceil(right / work_scale)))
-    box = small_mask[:, top:bottom, left:right]
-    box = F.interpolate(box[None], size=(full_bottom - full_top, full_right - full_left), mode="bilinear")[0]
-    region = matte[:, full_top:full_bottom, full_left:full_right]
-    torch.maximum(region, (box > 0.5).to(matte.dtype), out=region)
-
-
 def _typical_face_width(faces: list[Face]) -> float:
     widths = [face.box[2] for face in faces]
     return float(max(widths)) if widths else 0.0
 
 
 def _resize(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize (C, H, W): area averaging when shrinking, bilinear when enlarging."""
+    """Resize (C, H, W): area averaging when shrinking, bilinear when enlarging (OpenCV on the CPU, being faster)."""
     if tuple(values.shape[-2:]) == tuple(size):
         return values
     shrinking = size[0] <= values.shape[-2] and size[1] <= values.shape[-1]
+    if values.device.type == "cpu" and values.dtype == torch.float32 and values.shape[0] <= 4:
+        import cv2
+
+        pixels = np.ascontiguousarray(values.permute(1, 2, 0).numpy())
+        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        resized = cv2.resize(pixels, (size[1], size[0]), interpolation=interpolation)
+        return torch.from_numpy(resized.reshape(size[0], size[1], values.shape[0])).permute(2, 0, 1)
     mode = "area" if shrinking else "bilinear"
     extra = {} if shrinking else {"align_corners": False}
     return F.interpolate(values[None], size=size, mode=mode, **extra)[0]
-
 
 
 def _snap_to_colour_edges(guide: torch.Tensor, coarse: torch.Tensor, band: float) -> torch.Tensor:

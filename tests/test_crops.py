@@ -211,3 +211,120 @@ def test_opencv_and_torch_resampling_agree(astronaut_rgb):
         by_torch = _resample_torch(image, block, affine, size)
         assert by_opencv.shape == by_torch.shape == (3, 120, 100)
         assert float((by_opencv - by_torch).abs().mean()) < 0.01, block
+
+
+def _canvas_variant(rgb: np.ndarray, plan, face, matte, backdrop: str):
+    """Carry the frame past its edges on a canvas around the crop, replace the backdrop and cut the crop,
+    as the process stage does; return the output and each output pixel's source position (x, y)."""
+    import dataclasses
+
+    from pipeline.backdrops import composite, parse_backdrop, render_backdrop
+    from pipeline.crops import _corners, extend_frame
+    from pipeline.faces import Face
+    from pipeline.matte import decontaminate
+
+    height, width = rgb.shape[:2]
+    corners = _corners(plan.center_x, plan.center_y, plan.width, plan.height, math.radians(plan.angle_degrees))
+    left, top = min(0, math.floor(corners[:, 0].min()) - 8), min(0, math.floor(corners[:, 1].min()) - 8)
+    right, bottom = max(width, math.ceil(corners[:, 0].max()) + 8), max(height, math.ceil(corners[:, 1].max()) + 8)
+    window = (-left, -top, width - left, height - top)
+    canvas = torch.zeros((3, bottom - top, right - left))
+    canvas[:, window[1] : window[3], window[0] : window[2]] = to_tensor(rgb)
+    canvas_matte = torch.zeros((1, bottom - top, right - left))
+    canvas_matte[:, window[1] : window[3], window[0] : window[2]] = matte
+    landmarks = face.landmarks.copy()
+    landmarks[:, :2] -= (left, top)
+    x, y, box_width, box_height = face.box
+    canvas_face = Face((x - left, y - top, box_width, box_height), face.score, face.keypoints - (left, top), landmarks)
+
+    image, canvas_matte = extend_frame(canvas, canvas_matte, window, [canvas_face])
+    backdrop = render_backdrop(parse_backdrop(backdrop), image, canvas_matte, [canvas_face])
+    composed = composite(decontaminate(image, canvas_matte), canvas_matte, backdrop)
+    canvas_plan = dataclasses.replace(plan, center_x=plan.center_x - left, center_y=plan.center_y - top,
+                                      reaches_past_edge=False)
+    output = apply_crop(composed, canvas_plan)
+
+    angle = math.radians(plan.angle_degrees)
+    columns, rows = np.meshgrid(np.arange(plan.output_width) + 0.5, np.arange(plan.output_height) + 0.5)
+    along_x = (columns / plan.output_width - 0.5) * plan.width
+    along_y = (rows / plan.output_height - 0.5) * plan.height
+    source_x = plan.center_x + along_x * math.cos(angle) - along_y * math.sin(angle)
+    source_y = plan.center_y + along_x * math.sin(angle) + along_y * math.cos(angle)
+    return output, source_x, source_y
+
+
+def _tight_headshot(rgb: np.ndarray) -> np.ndarray:
+    """Cut a frame like a tight studio headshot: hair close to the top, the chest cut below the collar."""
+    face = shared_finder().find(rgb)[0]
+    x, y, box_width, box_height = face.box
+    center_x = x + box_width / 2
+    top = max(0, int(y - 0.45 * box_height))
+    bottom = min(rgb.shape[0], int(y + 1.9 * box_height))
+    half = (bottom - top) / 2
+    left, right = max(0, int(center_x - half)), min(rgb.shape[1], int(center_x + half))
+    return np.ascontiguousarray(rgb[top:bottom, left:right])
+
+
+@pytest.mark.parametrize("source", ["biden2", "generated"])
+def test_square_of_tight_headshot_stays_inside(shared_photos, astronaut_rgb, source):
+    if source == "biden2":
+        rgb = _load(shared_photos, "biden2.jpg", long_side=900)
+    else:
+        rgb = _tight_headshot(astronaut_rgb)
+    face = shared_finder().find(rgb)[0]
+    matte = person_matte(to_tensor(rgb), [face])
+    height, width = rgb.shape[:2]
+    for name in ("square", "portrait"):
+        plan = plan_crop(name, face, width, height, matte)
+        print(f"{source} {width}×{height}: {name} {plan.width:.0f}×{plan.height:.0f}, past edge {plan.reaches_past_edge}")
+        assert not plan.reaches_past_edge, name
+        assert plan.height <= height + 0.5, name
+
+
+def test_tight_frame_extends_with_pure_white(astronaut_rgb):
+    from skimage.color import rgb2lab
+
+    # Cut the frame just above the hair and close beside the head, so the crop must reach past the edge.
+    face = shared_finder().find(astronaut_rgb)[0]
+    full_matte = person_matte(to_tensor(astronaut_rgb), [face])[0].numpy()
+    x, y, box_width, _ = face.box
+    hair_top = int(np.flatnonzero(full_matte[:, int(x + box_width / 2)] > 0.5)[0])
+    rgb = np.ascontiguousarray(astronaut_rgb[max(0, hair_top - 6) :, max(0, int(x - 0.1 * box_width)) :])
+    face = shared_finder().find(rgb)[0]
+    matte = person_matte(to_tensor(rgb), [face])
+    plan = plan_crop("square", face, rgb.shape[1], rgb.shape[0], matte)
+    assert plan.reaches_past_edge
+
+    output, source_x, source_y = _canvas_variant(rgb, plan, face, matte, "white")
+    # Past the top, and past the left edge above the chin: the extension is backdrop only.
+    above_chin = float(face.landmarks[CHIN, 1]) - 0.1 * face.box[3]
+    extended = (source_y < -1) | ((source_x < -1) & (source_y < above_chin))
+    assert extended.sum() > 0.05 * extended.size
+    lab = rgb2lab(output.permute(1, 2, 0).numpy()[extended])
+    delta_e = np.linalg.norm(lab - [100, 0, 0], axis=1)
+    print(f"extended area {extended.mean():.1%} of the crop, max ΔE from white {delta_e.max():.3f}")
+    assert delta_e.max() <= 2.0
+
+
+def test_body_continues_below_frame(shared_photos):
+    from pipeline.crops import extend_frame
+
+    rgb = _load(shared_photos, "biden2.jpg", long_side=600)[:450]  # cut across the chest
+    image = to_tensor(rgb)
+    face = shared_finder().find(rgb)[0]
+    matte = person_matte(image, [face])
+    canvas = torch.zeros((3, 600, 600))
+    canvas[:, :450] = image
+    canvas_matte = torch.zeros((1, 600, 600))
+    canvas_matte[:, :450] = matte
+
+    extended, extended_matte = extend_frame(canvas, canvas_matte, (0, 0, 600, 450), [face])
+
+    assert torch.equal(extended[:, :450], image)
+    body = matte[0, -1] == 1.0
+    assert bool(body.any())
+    assert bool((extended_matte[0, 450:, body] == 1.0).all())  # the cut body stays solid to the bottom
+    # The continuation keeps the edge's colours: next to the edge nearly the last row, further out its mean.
+    assert float((extended[:, 450] - image[:, -1]).abs().mean()) < 0.03
+    suit = image[:, -1][:, body].mean(dim=1)
+    assert torch.allclose(extended[:, -1][:, body].mean(dim=1), suit, atol=0.03)
