@@ -921,7 +921,7 @@ def test_failed_rename_leaves_nothing(tmp_path, monkeypatch, portrait):
     def full_disk(source, destination):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(photo_io.os, "replace", full_disk)
+    monkeypatch.setattr(photo_io.writing.os, "replace", full_disk)
     with pytest.raises(HeadshotError) as raised:
         write_photo(target, portrait)
 
@@ -938,7 +938,7 @@ def test_failed_write_keeps_old_output(tmp_path, monkeypatch, portrait):
     def failing_fsync(descriptor):
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(photo_io.os, "fsync", failing_fsync)
+    monkeypatch.setattr(photo_io.writing.os, "fsync", failing_fsync)
     with pytest.raises(HeadshotError) as raised:
         write_photo(target, portrait[::-1].copy())
 
