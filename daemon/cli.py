@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from pipeline.i18n import _
+from pipeline.i18n import _, current_language, translations
 
 # Modules that provide `register(subparsers)`; each adds its subcommands.
 COMMAND_MODULES = (
@@ -22,22 +22,27 @@ COMMAND_MODULES = (
 )
 
 
+def translate_argparse() -> None:
+    """Let argparse's own words (usage, options, its errors) follow the user's language too.
+
+    argparse looks its strings up through the module-level `_` and `ngettext` it
+    imported from gettext; our catalogs carry Dutch for the ones a user meets.
+    """
+    catalog = translations(current_language())
+    argparse._ = catalog.gettext
+    argparse.ngettext = catalog.ngettext
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="headshot", description=_("Headshot Studio: professional headshots from your own photos, on your own computer."))
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            # NOTE: an area whose commands module is not written yet is left out of the menu.
-            if error.name != module_name:
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(module_name).register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    translate_argparse()
     parser = build_parser()
     arguments = parser.parse_args(argv)
     if not getattr(arguments, "handler", None):

@@ -1,22 +1,20 @@
 """The mediapipe graphs built once per process, with their native start-up chatter kept off the terminal.
 
 mediapipe's C++ side writes glog and TensorFlow Lite lines straight to file
-descriptor 2 when a graph is built and first run; no environment variable of
-0.10.21 turns them off, so they are caught while a graph is built and warmed up.
+descriptor 2 when a graph is built and first run. No environment variable of
+mediapipe 0.10.21 turns them off, so they are caught while a graph is built and
+warmed up.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 import tempfile
 import threading
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager

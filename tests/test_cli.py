@@ -1,0 +1,34 @@
+"""The `headshot` entry point: its subcommands and argparse's own words in Dutch and English."""
+
+from __future__ import annotations
+
+import pytest
+
+from daemon import cli
+
+
+@pytest.mark.parametrize(
+    ("language", "usage_word", "required_phrase"),
+    [("en", "usage:", "the following arguments are required"), ("nl", "gebruik:", "deze argumenten zijn verplicht")],
+)
+def test_usage_error_in_user_language(monkeypatch, capsys, language, usage_word, required_phrase):
+    monkeypatch.setenv("HEADSHOT_LANG", language)
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["analyze"])
+
+    assert exit_info.value.code == 2
+    error_output = capsys.readouterr().err
+    assert error_output.startswith(usage_word)
+    assert required_phrase in error_output
+    assert "FILE" in error_output
+
+
+def test_every_area_registers_its_commands(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+
+    help_text = capsys.readouterr().out
+    for command in ("analyze", "select", "process", "styles", "daemon", "submit", "status", "jobs", "cancel",
+                    "interrupt", "doctor", "hotfolder"):
+        assert f"    {command}" in help_text, command
