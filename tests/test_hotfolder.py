@@ -423,25 +423,10 @@ def test_polling_observer_folder(make_bridge, folders):
     assert (output / "share" / "report.json").exists()
 
 
-def start_bridge_process(
-    inbox: Path,
-    output: Path,
-    state: Path,
-    delay_s: float = 0.0,
-    log_file: Path | None = None,
-    settle_s: float = SETTLE_S,
-    daemon_home: Path | None = None,
-) -> subprocess.Popen:
-    """Run a stand-alone bridge in a child process, so a test can kill -9 it.
-
-    It processes with the ThumbnailProcessor, or through the daemon under
-    `daemon_home` when that is given.
-    """
-    command = [sys.executable, str(Path(__file__).resolve()), "--inbox", str(inbox), "--output", str(output), "--state", str(state), "--settle", str(settle_s), "--delay", str(delay_s)]
+def start_bridge_process(inbox: Path, output: Path, state: Path, delay_s: float = 0.0, log_file: Path | None = None) -> subprocess.Popen:
+    """Run a stand-alone bridge with the ThumbnailProcessor in a child process, so a test can kill -9 it."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--inbox", str(inbox), "--output", str(output), "--state", str(state), "--delay", str(delay_s)]
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    if daemon_home is not None:
-        command.append("--daemon")
-        environment["HEADSHOT_HOME"] = str(daemon_home)
     stream = open(log_file, "ab") if log_file else subprocess.DEVNULL
     return subprocess.Popen(command, env=environment, stdout=stream, stderr=stream)
 
@@ -571,23 +556,14 @@ def _run_bridge_process() -> None:
     parser = argparse.ArgumentParser()
     for name in ("--inbox", "--output", "--state"):
         parser.add_argument(name, required=True)
-    parser.add_argument("--settle", type=float, default=SETTLE_S)
     parser.add_argument("--delay", type=float, default=0.0)
-    parser.add_argument("--daemon", action="store_true")
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(message)s")
-    if arguments.daemon:
-        from daemon.config import load_config
-        from plugins.lightroom_bridge.processors import DaemonProcessor
-
-        processor = DaemonProcessor.from_config(load_config())
-    else:
-        processor = ThumbnailProcessor(delay_s=arguments.delay)
     bridge = HotFolderBridge(
         [WatchedFolder(arguments.inbox, arguments.output)],
-        processor,
+        ThumbnailProcessor(delay_s=arguments.delay),
         state_dir=Path(arguments.state),
-        settle_s=arguments.settle,
+        settle_s=SETTLE_S,
         rescan_s=5.0,
         retry_after_s=0.5,
     )
@@ -626,3 +602,169 @@ def test_duplicate_of_failed_names_itself(make_bridge, folders):
     assert first_reason.startswith("first.jpg is incomplete")
     assert second_reason.startswith("second.jpg is incomplete")
     assert processor.calls == []
+
+
+# -- the real pipeline and the daemon's messages ------------------------------------------------------------------
+
+
+def coffee_cup() -> np.ndarray:
+    """A 400-pixel picture without a person in it (scikit-image's coffee cup)."""
+    from skimage import data
+
+    image = Image.fromarray(data.coffee())
+    image.thumbnail((400, 400))
+    return np.asarray(image)
+
+
+def real_pipeline_bridge(make_bridge):
+    from plugins.lightroom_bridge.processors import InProcessProcessor
+
+    return make_bridge(InProcessProcessor(), request_options={"backdrops": ["white"], "crops": ["square"]})
+
+
+def test_frame_without_face_goes_to_failed(make_bridge, folders):
+    inbox, output, _ = folders
+    real_pipeline_bridge(make_bridge)
+    (inbox / "coffee.jpg").write_bytes(jpeg_bytes(coffee_cup()))
+
+    assert wait_until(lambda: (inbox / "failed" / "coffee.jpg.error.txt").exists(), timeout_s=60)
+    reason = (inbox / "failed" / "coffee.jpg.error.txt").read_text(encoding="utf-8")
+    assert reason.startswith("coffee.jpg shows no face"), reason
+    assert "Error code: frame_without_face" in reason
+    assert (inbox / "failed" / "coffee.jpg").is_file()
+    assert not any(output.iterdir())
+
+
+def test_session_with_faceless_frame_done(make_bridge, folders, astronaut_rgb):
+    inbox, output, _ = folders
+    real_pipeline_bridge(make_bridge)
+    session = inbox / "Session Visser"
+    session.mkdir()
+    astronaut = Image.fromarray(astronaut_rgb).resize((400, 400))
+    (session / "portrait.jpg").write_bytes(jpeg_bytes(np.asarray(astronaut)))
+    (session / "coffee.jpg").write_bytes(jpeg_bytes(coffee_cup()))
+
+    assert wait_until(lambda: (inbox / "done" / "Session Visser").is_dir(), timeout_s=90)
+    names = sorted(path.name for path in (output / "Session Visser").iterdir())
+    assert names == ["contact-sheet.jpg", "portrait_white_natural_square.jpg", "report.json"]
+    report = json.loads((output / "Session Visser" / "report.json").read_text(encoding="utf-8"))
+    frames = {Path(frame["file"]).name: frame for frame in report["frames"]}
+    assert frames["portrait.jpg"]["selected"]
+    assert not frames["coffee.jpg"]["selected"]
+    assert "no_face" in [reason["code"] for reason in frames["coffee.jpg"]["reasons"]]
+
+
+def test_daemon_message_names_frame_in_inbox(make_bridge, folders):
+    from plugins.lightroom_bridge.processors import ReportedError
+
+    inbox, _, _ = folders
+
+    class DaemonFailure:
+        """Fails the way DaemonProcessor does: the daemon's message is already formatted, with the frame's absolute path."""
+
+        def process(self, frames, out_dir, request_options):
+            message = f"{frames[-1]} shows no face, so no headshot can be made from it."
+            raise ReportedError("frame_without_face", str(frames[-1]), "no face", message)
+
+    make_bridge(DaemonFailure())
+    session = inbox / "Session Smit"
+    session.mkdir()
+    (session / "a.jpg").write_bytes(jpeg_bytes(portrait(70)))
+    (session / "b.jpg").write_bytes(jpeg_bytes(portrait(71)))
+
+    assert wait_until(lambda: (inbox / "failed" / "Session Smit.error.txt").exists())
+    reason = (inbox / "failed" / "Session Smit.error.txt").read_text(encoding="utf-8")
+    assert reason.startswith("Session Smit/b.jpg shows no face"), reason
+    assert str(inbox / "Session Smit") not in reason
+
+
+def test_cli_folders_get_default_styles(tmp_path):
+    from daemon.cli import build_parser
+    from daemon.config import load_config
+    from plugins.lightroom_bridge.commands import watched_folders
+
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(
+        f'[default_styles]\nbackdrops = ["black"]\ncrops = ["square"]\n\n[[hot_folders]]\ninbox = "{tmp_path / "A"}"\noutput = "{tmp_path / "B"}"\n',
+        encoding="utf-8",
+    )
+    config = load_config(config_file)
+    expected = {"backdrops": ["black"], "crops": ["square"]}
+
+    from_arguments = watched_folders(build_parser().parse_args(["hotfolder", "--in", str(tmp_path / "In"), "--out", str(tmp_path / "Out")]), config)
+    from_config = watched_folders(build_parser().parse_args(["hotfolder", "--polling"]), config)
+
+    assert [folder.inbox for folder in from_arguments] == [tmp_path / "In"]
+    assert from_arguments[0].options == expected
+    assert [folder.inbox for folder in from_config] == [tmp_path / "A"]
+    assert from_config[0].options == expected
+    assert from_config[0].polling
+
+
+def test_pipeline_bug_fails_entry_once(make_bridge, folders, monkeypatch, tmp_path):
+    import pipeline.process
+    from plugins.lightroom_bridge.processors import InProcessProcessor
+
+    inbox, output, _ = folders
+    calls = []
+
+    def broken_run_job(request, output_dir, **options):
+        calls.append(request.frames)
+        raise NameError("name '_region' is not defined")
+
+    monkeypatch.setattr(pipeline.process, "run_job", broken_run_job)
+    make_bridge(InProcessProcessor(log_path=tmp_path / "hotfolder.log"))
+    (inbox / "bug.jpg").write_bytes(jpeg_bytes(portrait(72)))
+
+    assert wait_until(lambda: (inbox / "failed" / "bug.jpg.error.txt").exists())
+    reason = (inbox / "failed" / "bug.jpg.error.txt").read_text(encoding="utf-8")
+    assert reason.startswith(f"Something went wrong while processing bug.jpg. The log has the details: {tmp_path / 'hotfolder.log'}."), reason
+    assert "Error code: internal_error" in reason
+    assert "NameError" in reason
+    assert len(calls) == 1
+    assert not any(output.iterdir())
+
+
+def test_failed_photo_put_back_is_tried_again(make_bridge, folders):
+    inbox, output, _ = folders
+
+    class FullDiskOnce(ThumbnailProcessor):
+        """Fails the first job the way a full output disk does, then works."""
+
+        def process(self, frames, out_dir, request_options):
+            if not self.calls and not getattr(self, "failed_once", False):
+                self.failed_once = True
+                raise HeadshotError("write_failed", str(out_dir / "report.json"), "ENOSPC", reason="No space left on device")
+            super().process(frames, out_dir, request_options)
+
+    processor = FullDiskOnce()
+    make_bridge(processor)
+    content = jpeg_bytes(portrait(73))
+    (inbox / "full.jpg").write_bytes(content)
+    assert wait_until(lambda: (inbox / "failed" / "full.jpg.error.txt").exists())
+    assert "Error code: write_failed" in (inbox / "failed" / "full.jpg.error.txt").read_text(encoding="utf-8")
+
+    os.rename(inbox / "failed" / "full.jpg", inbox / "full.jpg")  # the photographer freed space and puts it back
+
+    assert wait_until(lambda: (inbox / "done" / "full.jpg").exists())
+    assert (inbox / "done" / "full.jpg").read_bytes() == content
+    assert (output / "full" / "report.json").is_file()
+    assert len(processor.calls) == 1
+
+
+def test_ledger_attempts_restart_after_failure(tmp_path):
+    from plugins.lightroom_bridge.ledger import Ledger
+
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    inbox, output_dir = tmp_path / "Inbox", tmp_path / "Output" / "IMG_1"
+    for _ in range(3):
+        ledger.start_attempt(inbox, "key", "IMG_1.jpg", output_dir)
+    assert ledger.lookup(inbox, "key").attempts == 3
+
+    ledger.mark_failed(inbox, "key", {"code": "too_many_attempts"})
+    entry = ledger.start_attempt(inbox, "key", "IMG_1.jpg", output_dir)
+    ledger.close()
+
+    assert entry.attempts == 1
+    assert entry.state == "in_progress"
+    assert entry.output_dir == output_dir

@@ -1,9 +1,10 @@
-"""Soak test of the hot folder: real files dropped the way exports and copies arrive, while the daemon and the bridge are killed with SIGKILL.
+"""Soak test of the hot folder: real files dropped the way exports and copies arrive, processed by the real daemon and pipeline while the daemon is killed with SIGKILL.
 
-The default run drops 40 files and kills the daemon and the bridge once each,
-with a light job runner inside the real daemon. `make soak` drops 200 files,
-kills the daemon twice and the bridge once, and runs the real pipeline in the
-daemon unless HEADSHOT_SOAK_RUNNER=thumbnail.
+The default run drops 40 small frames into the hot folder that runs inside
+`headshot daemon` and kills the daemon twice. `make soak` drops 200 frames into
+a stand-alone `headshot hotfolder` that sends its jobs to the daemon, and kills
+the daemon twice and the bridge once. Both keep each job cheap through the
+config's `[default_styles]`: one backdrop, one crop.
 """
 
 from __future__ import annotations
@@ -28,12 +29,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_hotfolder import REPO_ROOT, read_frame, start_bridge_process, tiff16_bytes
+from test_hotfolder import REPO_ROOT, read_frame, tiff16_bytes
 
 JUNK_FILES = {".DS_Store": b"\x00\x00\x00\x01Bud1\x00", "Thumbs.db": b"\xd0\xcf\x11\xe0thumbs", "._x.jpg": b"\x00\x05\x16\x07resource", "~$x.jpg": b"office lock"}
-SETTLE_S = 1.0
 SLOW_CHUNKS = 5
-SLOW_PAUSE_S = 0.7  # pauses below the settle time, so only completeness checks keep a slow file waiting
+SLOW_PAUSE_S = 0.7  # below the bridge's 2-second settle time, so only completeness checks keep a slow file waiting
+# One backdrop and one crop per job, set the way a studio sets them: in the daemon config.
+SOAK_STYLES = {"backdrops": ["white"], "crops": ["square"]}
+VARIANT_SUFFIX = "_white_natural_square"  # backdrop, light (the default "natural") and crop end a variant's file name
+GOOD_KINDS = ("good", "duplicate", "session")
+FAILED_CODES = {"empty": "file_empty", "truncated": "file_truncated", "text": "not_an_image", "faceless": "frame_without_face"}
+FACELESS_SESSION = "Session 3"  # its last frame shows no face; the session is still made from the others
+PROCESS_START_TIMEOUT_S = 90.0
 
 
 @dataclass
@@ -41,9 +48,10 @@ class Drop:
     """One thing dropped into the inbox: a file, or a session folder of several frames."""
 
     name: str
-    kind: str  # "good", "duplicate", "session", "empty", "truncated", "text", "junk"
+    kind: str  # "good", "duplicate", "session", "empty", "truncated", "text", "faceless", "junk"
     files: dict[str, bytes]  # relative path -> content; a single file's key is `name`
     slow: str = ""  # "open": written in chunks through one handle; "reopen": appended, closed between chunks
+    faceless_frames: tuple[str, ...] = ()  # relative paths of a session's frames that show no face
 
     @property
     def content_key(self) -> tuple[str, ...]:
@@ -54,10 +62,10 @@ class Drop:
 class SoakPlan:
     files: int
     frames_per_session: int
-    kills: tuple[str, ...]  # "daemon" or "bridge", in order
+    kills: tuple[str, ...]  # "daemon" or "bridge", in order; "bridge" needs bridge="own_process"
+    bridge: str  # "in_daemon": the hot folder of `headshot daemon`; "own_process": `headshot hotfolder --in --out`
     drop_duration_s: float
     finish_timeout_s: float
-    runner: str  # "thumbnail" or "pipeline"
 
 
 @dataclass
@@ -65,6 +73,8 @@ class SoakResult:
     drops: list[Drop]
     elapsed_s: float
     restarts: int
+    kills_during_job: int  # kills that hit the daemon or the bridge while a daemon job was running
+    daemon_jobs: list  # headshot.v1.JobStatus of every hot-folder job, read before the daemon stopped
     sampler_failures: list[str] = field(default_factory=list)
     sampler_decoded: int = 0
 
@@ -84,12 +94,19 @@ def base_portraits(photos: Path | None) -> list[np.ndarray]:
         from skimage import data
 
         images = [Image.fromarray(data.astronaut())]
-    portraits = []
-    for index, image in enumerate(images):
-        long_side = 400 + (index * 50) % 201
-        image.thumbnail((long_side, long_side))
-        portraits.append(np.asarray(image))
-    return portraits
+    return [_fit(image, 400 + (index * 50) % 201) for index, image in enumerate(images)]
+
+
+def faceless_picture() -> np.ndarray:
+    """Return a 500-pixel picture without a person in it (scikit-image's coffee cup)."""
+    from skimage import data
+
+    return _fit(Image.fromarray(data.coffee()), 500)
+
+
+def _fit(image: Image.Image, long_side: int) -> np.ndarray:
+    image.thumbnail((long_side, long_side))
+    return np.asarray(image)
 
 
 def stamped(pixels: np.ndarray, number: int) -> np.ndarray:
@@ -111,20 +128,30 @@ def plan_drops(plan: SoakPlan, photos: Path | None, seed: int = 7) -> list[Drop]
     """Make the mix of the acceptance run: good JPEGs and 16-bit TIFFs, slow writes, bad files, duplicates, junk, sessions."""
     generator = random.Random(seed)
     portraits = base_portraits(photos)
-    numbers = iter(range(1, 10_000))
+    coffee = faceless_picture()
+    numbers = iter(range(1, 4000))
 
-    def good_file(stem: str) -> tuple[str, bytes]:
-        pixels = stamped(portraits[generator.randrange(len(portraits))], next(numbers))
+    def good_file(stem: str, pixels: np.ndarray | None = None) -> tuple[str, bytes]:
+        if pixels is None:
+            pixels = portraits[generator.randrange(len(portraits))]
+        pixels = stamped(pixels, next(numbers))
         if generator.random() < 0.4:
             return f"{stem}.tif", tiff16_bytes(pixels)
         return f"{stem}.jpg", encode_jpeg(pixels)
 
-    # 1. Sessions, junk and bad files take a fixed share; duplicates copy good files.
+    # 1. Three sessions; the last one has a frame without a face.
     drops: list[Drop] = []
     for session_index in range(3):
         name = f"Session {session_index + 1}"
         frames = dict(good_file(f"{name}/frame_{frame_index}") for frame_index in range(plan.frames_per_session))
-        drops.append(Drop(name, "session", frames))
+        faceless = ()
+        if name == FACELESS_SESSION:
+            relative, content = good_file(f"{name}/frame_{plan.frames_per_session}", coffee)
+            frames[relative] = content
+            faceless = (relative,)
+        drops.append(Drop(name, "session", frames, faceless_frames=faceless))
+
+    # 2. Junk, bad files and frames without a face take a fixed share; duplicates copy good files.
     drops += [Drop(name, "junk", {name: content}) for name, content in JUNK_FILES.items()]
     bad_each = max(2, plan.files * 3 // 100)
     for index in range(bad_each):
@@ -132,11 +159,15 @@ def plan_drops(plan: SoakPlan, photos: Path | None, seed: int = 7) -> list[Drop]
         cut = encode_jpeg(stamped(portraits[0], next(numbers)))
         drops.append(Drop(f"cut_{index}.jpg", "truncated", {f"cut_{index}.jpg": cut[: len(cut) * 2 // 5]}))
         drops.append(Drop(f"note_{index}.jpg", "text", {f"note_{index}.jpg": f"Retouch notes {index}: softer skin.\n".encode()}))
+    for index in range(max(1, plan.files // 100)):
+        name, content = good_file(f"backdrop_test_{index}", coffee)
+        drops.append(Drop(name, "faceless", {name: content}))
     duplicate_count = max(3, plan.files // 20)
     slow_count = max(3, plan.files // 20)
-    good_count = plan.files - 3 * plan.frames_per_session - len(JUNK_FILES) - 3 * bad_each - duplicate_count
+    planned = sum(len(drop.files) for drop in drops)
+    good_count = plan.files - planned - duplicate_count
 
-    # 2. Good files, some written slowly.
+    # 3. Good files, some written slowly.
     good_drops = []
     for index in range(good_count):
         name, content = good_file(f"IMG_{index:04d}")
@@ -179,62 +210,63 @@ def write_drop(inbox: Path, drop: Drop) -> None:
 # -- processes ------------------------------------------------------------------------------------------------------
 
 
-def thumbnail_runner(request, out_dir: Path, on_event=None, should_stop=None):
-    """A light job runner with run_job's contract: a 256-pixel JPEG per frame, a contact sheet and report.json."""
-    from pipeline.jobs import JobCanceled, JobResult, VariantResult
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    variants, thumbnails = [], []
-    for frame in request.frames:
-        if should_stop is not None and should_stop():
-            raise JobCanceled()
-        thumbnail = read_frame(Path(frame))
-        thumbnail.thumbnail((256, 256))
-        path = out_dir / f"{Path(frame).stem}_headshot.jpg"
-        thumbnail.save(path, "JPEG", quality=90)
-        thumbnails.append(thumbnail)
-        variants.append(VariantResult(variant_id=path.stem, path=path, frame=frame, recipe={"crop": "as-shot"}, width=thumbnail.width, height=thumbnail.height, score=50.0))
-        time.sleep(0.1)
-    sheet = Image.new("RGB", (256 * len(thumbnails), 256), "grey")
-    for index, thumbnail in enumerate(thumbnails):
-        sheet.paste(thumbnail, (256 * index, 0))
-    sheet_path = out_dir / "contact-sheet.jpg"
-    sheet.save(sheet_path, "JPEG", quality=85)
-    report = {"frames": list(request.frames), "variants": [variant.variant_id for variant in variants]}
-    report_path = out_dir / "report.json"
-    report_path.write_text(json.dumps(report), encoding="utf-8")
-    return JobResult(variants=variants, report_path=report_path, contact_sheet_path=sheet_path, report=report)
-
-
 def daemon_folders(home: Path):
     from daemon.config import Folders
 
     return Folders(config=home / "config", data=home / "data", runtime=home / "runtime", logs=home / "logs")
 
 
-def start_daemon(home: Path, runner: str, log_file: Path) -> subprocess.Popen:
-    """Start the real daemon under `home` with the given runner; return once its discovery file names it."""
-    from daemon.client import read_discovery
+def write_config(home: Path, plan: SoakPlan, inbox: Path, output: Path) -> None:
+    """Write the daemon config: the soak's default styles and, for the daemon's own hot folder, the inbox."""
+    lines = ["[default_styles]"]
+    lines += [f"{name} = {json.dumps(values)}" for name, values in SOAK_STYLES.items()]
+    if plan.bridge == "in_daemon":
+        lines += ["", "[[hot_folders]]", f"inbox = {json.dumps(str(inbox))}", f"output = {json.dumps(str(output))}"]
+    config_file = daemon_folders(home).config_file
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    config_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
+
+def headshot_command(home: Path, arguments: list[str], log_file: Path) -> subprocess.Popen:
+    """Start `headshot ARGUMENTS` with HEADSHOT_HOME set, as the user's shell would."""
     environment = {**os.environ, "HEADSHOT_HOME": str(home), "PYTHONPATH": str(REPO_ROOT)}
     with open(log_file, "ab") as stream:
-        process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--daemon-child", runner], cwd=REPO_ROOT, env=environment, stdout=stream, stderr=stream)
-    deadline = time.monotonic() + 90
+        return subprocess.Popen([sys.executable, "-m", "daemon.cli", *arguments], cwd=REPO_ROOT, env=environment, stdout=stream, stderr=stream)
+
+
+def start_daemon(home: Path, log_file: Path) -> subprocess.Popen:
+    """Start `headshot daemon --foreground` (default runner, hot folders on); return once its discovery file names it."""
+    from daemon.client import read_discovery
+
+    process = headshot_command(home, ["daemon", "--foreground", "--no-tray"], log_file)
+    deadline = time.monotonic() + PROCESS_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"daemon exited with {process.returncode}; see {log_file}")
+            raise AssertionError(f"the daemon exited with {process.returncode}; see {log_file}")
         discovery = read_discovery(daemon_folders(home))
         if discovery is not None and discovery.pid == process.pid:
             return process
         time.sleep(0.1)
     process.kill()
-    raise AssertionError("the daemon did not write its discovery file within 90 s")
+    raise AssertionError(f"the daemon did not write its discovery file within {PROCESS_START_TIMEOUT_S:.0f} s; see {log_file}")
+
+
+def start_bridge(home: Path, inbox: Path, output: Path, log_file: Path) -> subprocess.Popen:
+    """Start `headshot hotfolder --in INBOX --out OUTPUT`, which sends its jobs to the daemon under `home`."""
+    return headshot_command(home, ["hotfolder", "--in", str(inbox), "--out", str(output)], log_file)
 
 
 def kill_hard(process: subprocess.Popen) -> None:
     process.send_signal(signal.SIGKILL)
     process.wait(10)
+
+
+def hot_folder_jobs(home: Path, inbox: Path, states=()) -> list:
+    """Return the daemon's jobs from this inbox's hot folder."""
+    from daemon.client import DaemonClient
+
+    with DaemonClient.connect(daemon_folders(home)) as client:
+        return client.jobs(states=states, origin=f"hotfolder:{inbox}", limit=100_000)
 
 
 # -- the sampler ----------------------------------------------------------------------------------------------------
@@ -287,56 +319,73 @@ class OutputSampler(threading.Thread):
 # -- the run --------------------------------------------------------------------------------------------------------
 
 
+def filed_count(inbox: Path) -> int:
+    return sum(1 for folder in ("done", "failed") if (inbox / folder).is_dir() for entry in (inbox / folder).iterdir() if not entry.name.endswith(".error.txt"))
+
+
 def run_soak(plan: SoakPlan, workspace: Path, home: Path, photos: Path | None) -> SoakResult:
-    """Drop everything over the drop duration while killing processes, then wait until every drop is filed."""
-    inbox, output, state, logs = workspace / "Inbox", workspace / "Output", workspace / "state", workspace / "logs"
+    """Drop everything over the drop duration, kill -9 and restart as filing progresses, then wait until every drop is filed.
+
+    1. Start the daemon (and the stand-alone bridge) and the output sampler.
+    2. Drop on a schedule; slow files and sessions get threads of their own.
+    3. Kill the next process once its share of the entries is filed, so each
+       kill lands while the queue is busy, and start it again.
+    4. Finish when everything is dropped, every kill is done, and nothing but junk is left in the inbox.
+    """
+    from protos.headshot.v1 import headshot_pb2 as pb
+
+    inbox, output, logs = workspace / "Inbox", workspace / "Output", workspace / "logs"
     for folder in (inbox, output, logs):
         folder.mkdir(parents=True)
     drops = plan_drops(plan, photos)
+    entries = sum(1 for drop in drops if drop.kind != "junk")
+    write_config(home, plan, inbox, output)
+
+    # 1. Processes and sampler.
     sampler = OutputSampler(output)
     sampler.start()
-    processes = {
-        "daemon": start_daemon(home, plan.runner, logs / "daemon.log"),
-        "bridge": start_bridge_process(inbox, output, state, settle_s=SETTLE_S, daemon_home=home, log_file=logs / "bridge.log"),
-    }
-    restarts = 0
+    processes = {"daemon": start_daemon(home, logs / "daemon.out")}
+    if plan.bridge == "own_process":
+        processes["bridge"] = start_bridge(home, inbox, output, logs / "bridge.out")
+    restarts = kills_during_job = 0
+    daemon_jobs: list = []
+    elapsed = 0.0
     started = time.monotonic()
     try:
-        # 1. Drop on a schedule; slow files and sessions get threads of their own.
-        writers = []
-        kill_times = [plan.drop_duration_s * (index + 1) / (len(plan.kills) + 1) for index in range(len(plan.kills))]
+        writers: list[threading.Thread] = []
         kills = list(plan.kills)
-        for index, drop in enumerate(drops):
-            due = started + plan.drop_duration_s * index / len(drops)
-            while time.monotonic() < due:
-                time.sleep(0.01)
-            writer = threading.Thread(target=write_drop, args=(inbox, drop))
-            writer.start()
-            writers.append(writer)
+        junk = set(JUNK_FILES)
+        deadline = started + plan.finish_timeout_s
+        while time.monotonic() < deadline:
+            # 2. Drops that are due.
+            while len(writers) < len(drops) and time.monotonic() >= started + plan.drop_duration_s * len(writers) / len(drops):
+                writer = threading.Thread(target=write_drop, args=(inbox, drops[len(writers)]))
+                writer.start()
+                writers.append(writer)
 
-            # 2. Kill -9 and restart at the planned times.
-            if kills and time.monotonic() - started >= kill_times[0]:
-                kill_times.pop(0)
+            # 3. The next kill, once its share of the entries is filed.
+            kills_done = len(plan.kills) - len(kills)
+            if kills and filed_count(inbox) >= entries * (kills_done + 1) / (len(plan.kills) + 1):
                 target = kills.pop(0)
+                running = hot_folder_jobs(home, inbox, [pb.JOB_STATE_IN_PROGRESS])
                 kill_hard(processes[target])
+                kills_during_job += bool(running)
                 time.sleep(0.5)
                 if target == "daemon":
-                    processes["daemon"] = start_daemon(home, plan.runner, logs / "daemon.log")
+                    processes["daemon"] = start_daemon(home, logs / "daemon.out")
                 else:
-                    processes["bridge"] = start_bridge_process(inbox, output, state, settle_s=SETTLE_S, daemon_home=home, log_file=logs / "bridge.log")
+                    processes["bridge"] = start_bridge(home, inbox, output, logs / "bridge.out")
                 restarts += 1
-        for writer in writers:
-            writer.join()
 
-        # 3. Wait until nothing but junk is left in the inbox.
-        junk = set(JUNK_FILES)
-        deadline = time.monotonic() + plan.finish_timeout_s
-        while time.monotonic() < deadline:
+            # 4. The end.
             waiting = [entry.name for entry in inbox.iterdir() if entry.name not in junk | {"done", "failed"}]
-            if not waiting:
+            if len(writers) == len(drops) and not kills and not waiting:
                 break
             time.sleep(0.25)
         elapsed = time.monotonic() - started
+        for writer in writers:
+            writer.join()
+        daemon_jobs = hot_folder_jobs(home, inbox)
     finally:
         sampler.stop_requested.set()
         sampler.join(30)
@@ -344,10 +393,12 @@ def run_soak(plan: SoakPlan, workspace: Path, home: Path, photos: Path | None) -
             process.terminate()
         for process in processes.values():
             try:
-                process.wait(15)
+                process.wait(30)
             except subprocess.TimeoutExpired:
                 kill_hard(process)
-    return SoakResult(drops=drops, elapsed_s=elapsed, restarts=restarts, sampler_failures=sampler.failures, sampler_decoded=sampler.decoded)
+        for log_file in (home / "logs").glob("*.log*"):
+            shutil.copy(log_file, logs / log_file.name)
+    return SoakResult(drops, elapsed, restarts, kills_during_job, daemon_jobs, sampler.failures, sampler.decoded)
 
 
 def file_hashes(folder: Path, skip_suffix: str = "") -> collections.Counter:
@@ -359,8 +410,46 @@ def file_hashes(folder: Path, skip_suffix: str = "") -> collections.Counter:
     return hashes
 
 
+def sha256_hex(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def check_output_folder(folder: Path, copies: list[Drop], inbox: Path) -> None:
+    """Assert that one source's output folder holds its one variant in the configured styles, the contact sheet and report.json.
+
+    The report must name the default styles (so they reached the job), the hot
+    folder as origin, and a selected frame whose SHA-256 is one of the source's.
+    """
+    drop = copies[0]
+    files = sorted(path.name for path in folder.iterdir() if not path.name.startswith("."))
+    variants = [name for name in files if name not in ("report.json", "contact-sheet.jpg")]
+    assert "report.json" in files, folder.name
+    assert "contact-sheet.jpg" in files, folder.name
+    assert len(variants) == 1, f"{folder.name} should hold one variant, not {variants}"
+
+    report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    assert report["request"]["backdrops"] == SOAK_STYLES["backdrops"], folder.name
+    assert report["request"]["crops"] == SOAK_STYLES["crops"], folder.name
+    assert report["request"]["origin"] == f"hotfolder:{inbox}", folder.name
+    selected = [frame for frame in report["frames"] if frame["selected"]]
+    assert len(selected) == 1, folder.name
+    assert selected[0]["sha256"] in drop.content_key, f"{folder.name} was made from a frame that is not its source"
+    assert [variant["file"] for variant in report["variants"]] == variants, folder.name
+    assert report["variants"][0]["recipe"]["backdrop"]["name"] == SOAK_STYLES["backdrops"][0], folder.name
+    assert report["variants"][0]["recipe"]["crop"]["name"] == SOAK_STYLES["crops"][0], folder.name
+    assert variants[0].endswith(f"{VARIANT_SUFFIX}{Path(selected[0]['file']).suffix}"), folder.name
+
+    faceless_names = {Path(relative).name for relative in drop.faceless_frames}
+    for frame in report["frames"]:
+        if Path(frame["file"]).name in faceless_names:
+            assert not frame["selected"], folder.name
+            assert "no_face" in [reason["code"] for reason in frame["reasons"]], folder.name
+
+
 def check_soak(result: SoakResult, workspace: Path) -> dict:
     """Assert the acceptance conditions and return the figures to print."""
+    from protos.headshot.v1 import headshot_pb2 as pb
+
     inbox, output = workspace / "Inbox", workspace / "Output"
     done, failed = inbox / "done", inbox / "failed"
     drops = result.drops
@@ -368,7 +457,7 @@ def check_soak(result: SoakResult, workspace: Path) -> dict:
     # 1. Every good content has exactly one complete output folder, named after one of its copies.
     copies_by_content: dict[tuple, list[Drop]] = collections.defaultdict(list)
     for drop in drops:
-        if drop.kind in ("good", "duplicate", "session"):
+        if drop.kind in GOOD_KINDS:
             copies_by_content[drop.content_key].append(drop)
     expected_folder_names = {}
     for content, copies in copies_by_content.items():
@@ -381,43 +470,53 @@ def check_soak(result: SoakResult, workspace: Path) -> dict:
     assert all(count == 1 for count in contents_with_output.values()), "a source's outputs were made in two folders"
     assert len(contents_with_output) == len(copies_by_content), f"{len(copies_by_content) - len(contents_with_output)} good sources have no outputs"
     for name in output_folders:
-        files = sorted(path.name for path in (output / name).iterdir() if not path.name.startswith("."))
-        assert "report.json" in files, name
-        assert "contact-sheet.jpg" in files, name
-        assert len(files) >= 3, f"{name} has no variant: {files}"
+        check_output_folder(output / name, copies_by_content[expected_folder_names[name]], inbox)
 
-    # 2. Good sources sit in done/, bad ones in failed/ with a reason, junk where it was.
+    # 2. No output was produced twice: the daemon completed one job per output folder, and failed none for a good source.
+    completed = collections.Counter(job.request.output_dir for job in result.daemon_jobs if job.state == pb.JOB_STATE_COMPLETED)
+    assert sorted(completed) == sorted(str(output / name) for name in output_folders), "the daemon's completed jobs and the output folders differ"
+    assert all(count == 1 for count in completed.values()), f"output folders written by more than one job: {[folder for folder, count in completed.items() if count > 1]}"
+
+    # 3. Good sources sit in done/, bad ones in failed/ with a reason that names them, junk where it was.
     done_hashes = file_hashes(done)
     for drop in drops:
-        if drop.kind in ("good", "duplicate", "session"):
+        if drop.kind in GOOD_KINDS:
             for content in drop.files.values():
-                assert hashlib.sha256(content).hexdigest() in done_hashes, f"{drop.name} is not in done/"
-    expected_codes = {"empty": "file_empty", "truncated": "file_truncated", "text": "not_an_image"}
+                assert sha256_hex(content) in done_hashes, f"{drop.name} is not in done/"
     for drop in drops:
-        if drop.kind in expected_codes:
+        if drop.kind in FAILED_CODES:
             assert (failed / drop.name).is_file(), f"{drop.name} is not in failed/"
             reason = (failed / f"{drop.name}.error.txt").read_text(encoding="utf-8")
-            assert f"Error code: {expected_codes[drop.kind]}" in reason, f"{drop.name}: {reason}"
+            assert f"Error code: {FAILED_CODES[drop.kind]}" in reason, f"{drop.name}: {reason}"
+            assert reason.startswith(drop.name), f"the reason should start with the file's name: {reason}"
         if drop.kind == "junk":
             assert (inbox / drop.name).read_bytes() == drop.files[drop.name], f"junk {drop.name} was changed"
 
-    # 3. Nothing lost, nothing duplicated: done/ + failed/ + the inbox's own files hold exactly what was dropped.
-    dropped = collections.Counter(hashlib.sha256(content).hexdigest() for drop in drops for content in drop.files.values())
+    # 4. Nothing lost, nothing duplicated: done/ + failed/ + the inbox's own files hold exactly what was dropped.
+    dropped = collections.Counter(sha256_hex(content) for drop in drops for content in drop.files.values())
     found = done_hashes + file_hashes(failed, skip_suffix=".error.txt")
     for entry in inbox.iterdir():
         if entry.is_file():
-            found[hashlib.sha256(entry.read_bytes()).hexdigest()] += 1
+            found[sha256_hex(entry.read_bytes())] += 1
     lost = sum((dropped - found).values())
     extra = sum((found - dropped).values())
     assert lost == 0, f"{lost} dropped files are gone"
     assert extra == 0, f"{extra} files appeared twice or from nowhere"
 
-    # 4. The sampler never met a partial output.
+    # 5. The sampler never met a partial output.
     assert result.sampler_failures == [], result.sampler_failures[:5]
-    assert result.sampler_decoded > 0
+    assert result.sampler_decoded >= 3 * len(output_folders)
 
     files = sum(len(drop.files) for drop in drops)
-    return {"files": files, "files_per_minute": files / (result.elapsed_s / 60), "restarts": result.restarts, "lost": lost, "outputs_checked": result.sampler_decoded}
+    return {
+        "files": files,
+        "files_per_minute": files / (result.elapsed_s / 60),
+        "restarts": result.restarts,
+        "kills_during_job": result.kills_during_job,
+        "lost": lost,
+        "outputs_checked": result.sampler_decoded,
+        "elapsed_s": result.elapsed_s,
+    }
 
 
 def soak_and_report(plan: SoakPlan, tmp_path: Path, capsys) -> None:
@@ -425,56 +524,24 @@ def soak_and_report(plan: SoakPlan, tmp_path: Path, capsys) -> None:
     home = Path(tempfile.mkdtemp(prefix="hs-soak-", dir="/tmp"))  # Unix socket paths must stay short
     try:
         result = run_soak(plan, tmp_path, home, photos if photos.is_dir() else None)
-        figures = check_soak(result, tmp_path)
     finally:
         shutil.rmtree(home, ignore_errors=True)
+    figures = check_soak(result, tmp_path)
     with capsys.disabled():
         print(
-            f"\nhot-folder soak ({plan.runner} runner): {figures['files']} files, "
-            f"{figures['files_per_minute']:.0f} files per minute, {figures['restarts']} restarts survived, "
+            f"\nhot-folder soak ({plan.bridge.replace('_', ' ')} bridge, real pipeline): {figures['files']} files in "
+            f"{figures['elapsed_s']:.0f} s, {figures['files_per_minute']:.0f} files per minute, "
+            f"{figures['restarts']} restarts survived ({figures['kills_during_job']} killed a running job), "
             f"{figures['lost']} files lost, {figures['outputs_checked']} output versions decoded"
         )
 
 
 def test_soak_small(tmp_path, capsys):
-    plan = SoakPlan(files=40, frames_per_session=2, kills=("daemon", "bridge"), drop_duration_s=12.0, finish_timeout_s=150.0, runner="thumbnail")
+    plan = SoakPlan(files=40, frames_per_session=2, kills=("daemon", "daemon"), bridge="in_daemon", drop_duration_s=12.0, finish_timeout_s=240.0)
     soak_and_report(plan, tmp_path, capsys)
-
-
-def require_pipeline(tmp_path: Path) -> None:
-    """Skip unless `pipeline.process.run_job` can import all of its stages (it imports some lazily)."""
-    from pipeline.process import run_job
-    from pipeline.request import JobRequest
-
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    frame = tmp_path / "probe.jpg"
-    frame.write_bytes(encode_jpeg(base_portraits(None)[0]))
-    try:
-        run_job(JobRequest(frames=[str(frame)]), tmp_path / "probe-out")
-    except ImportError as error:
-        pytest.skip(f"the real pipeline cannot run yet ({error}); HEADSHOT_SOAK_RUNNER=thumbnail runs the soak with the light runner")
 
 
 @pytest.mark.soak
 def test_soak_full(tmp_path, capsys):
-    runner = os.environ.get("HEADSHOT_SOAK_RUNNER", "pipeline")
-    if runner == "pipeline":
-        require_pipeline(tmp_path / "probe")
-    plan = SoakPlan(files=200, frames_per_session=3, kills=("daemon", "bridge", "daemon"), drop_duration_s=60.0, finish_timeout_s=1800.0, runner=runner)
+    plan = SoakPlan(files=200, frames_per_session=3, kills=("daemon", "bridge", "daemon"), bridge="own_process", drop_duration_s=60.0, finish_timeout_s=1800.0)
     soak_and_report(plan, tmp_path, capsys)
-
-
-def _run_daemon_child(runner: str) -> None:
-    """Entry point of `start_daemon`: the real daemon with the light runner or the real pipeline."""
-    from daemon.config import load_config
-    from daemon.server import Daemon, configure_logging
-
-    config = load_config()
-    configure_logging(config.folders.log_file, to_stderr=True)
-    daemon = Daemon(config, runner=thumbnail_runner if runner == "thumbnail" else None)
-    daemon.start()
-    daemon.wait()
-
-
-if __name__ == "__main__" and sys.argv[1:2] == ["--daemon-child"]:
-    _run_daemon_child(sys.argv[2])

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import MESSAGES, HeadshotError, register_messages
+from pipeline.errors import HeadshotError, register_messages
 from pipeline.i18n import N_
 
 from .filing import entry_stem, file_as_done, file_as_failed, numbered_name, remove_partial_files
@@ -82,9 +82,18 @@ class WatchedFolder:
         self.output = Path(self.output).expanduser().absolute()
 
 
+def default_style_options(config) -> dict:
+    """Return the request fields that the daemon config's `[default_styles]` sets, e.g. {"backdrops": ["white"]}.
+
+    The bridge sends them with every job, because a request that leaves a
+    field out gets the pipeline's own default, not the configured one.
+    """
+    return {name: value for name, value in vars(config.default_styles).items() if value}
+
+
 def folders_from_config(config) -> list[WatchedFolder]:
     """Return the daemon config's hot folders (the Pictures defaults when it lists none), with its default styles."""
-    options = {name: value for name, value in vars(config.default_styles).items() if value}
+    options = default_style_options(config)
     if not config.hot_folders:
         return [WatchedFolder(default_inbox(), default_output(), options=dict(options))]
     return [WatchedFolder(entry.inbox, entry.output, polling=entry.polling, options=dict(options)) for entry in config.hot_folders]
@@ -326,8 +335,10 @@ class HotFolderBridge:
         """Process one settled inbox entry; return after how many seconds it may be taken again, if still there.
 
         1. Read its frames and compute the content key.
-        2. Content already in the ledger is filed without processing: a duplicate,
-           or a source whose outputs were published just before a stop.
+        2. Content already completed is filed without processing: a duplicate,
+           or a source whose outputs were published just before a stop. Content
+           that failed is tried again, since a photo is put back once its
+           problem is solved, and the cause may lie outside the file.
         3. Otherwise claim the content (reusing the output folder of an earlier,
            interrupted attempt) and process it.
         """
@@ -353,11 +364,8 @@ class HotFolderBridge:
                 log.info("hot folder %s: %s has the same content and options as %s, already processed into %s; filed as %s without processing", folder.inbox, entry.name, known.source_name, known.output_dir, target)
                 return 0.0
             if known is not None and known.state == FAILED:
-                error = _error_from_dict(known.error or {}, folder.inbox, entry)
-                log.info("hot folder %s: %s has the same content and options as %s, which failed (%s); filed as failed without processing", folder.inbox, entry.name, known.source_name, error.code)
-                self._file_failed(folder, entry, error)
-                return 0.0
-            if known is not None and known.attempts >= self.max_attempts:
+                log.info("hot folder %s: %s has the same content and options as %s, which failed (%s); trying it again", folder.inbox, entry.name, known.source_name, (known.error or {}).get("code", "-"))
+            elif known is not None and known.attempts >= self.max_attempts:
                 error = HeadshotError("too_many_attempts", entry.name, f"{known.attempts} attempts were cut off", attempts=known.attempts, log=self.log_path)
                 self.ledger.mark_failed(folder.inbox, content_key, _error_to_dict(error))
                 self._file_failed(folder, entry, error)
@@ -479,26 +487,16 @@ def _remove_if_empty(folder: Path) -> None:
 
 
 def _name_relative_to(inbox: Path, error: HeadshotError) -> None:
-    """Name the file in an error relative to the inbox, because its inbox path is gone once it is filed."""
+    """Name the file in an error relative to the inbox, because its inbox path is gone once it is filed.
+
+    A daemon's message arrives already formatted, with the frame's absolute
+    path in it, so the inbox part is cut out of the text as well.
+    """
     if error.path and Path(error.path).is_absolute() and inbox in Path(error.path).parents:
         error.path = str(Path(error.path).relative_to(inbox))
+    if isinstance(error, ReportedError):
+        error.message = error.message.replace(f"{inbox}{os.sep}", "")
 
 
 def _error_to_dict(error: HeadshotError) -> dict:
     return {"code": error.code, "path": error.path, "detail": error.detail, "params": error.params, "message": error.user_message()}
-
-
-def _error_from_dict(values: dict, inbox: Path, entry: Path) -> HeadshotError:
-    """Rebuild a stored failure for a duplicate, naming the duplicate (or its frame, for a session).
-
-    A code this process does not know keeps its stored message.
-    """
-    code = values.get("code", "internal_error")
-    stored_path = Path(values.get("path") or entry.name)
-    path = entry.name if entry.is_file() else str(Path(entry.name, *stored_path.parts[1:]))
-    if code in MESSAGES:
-        try:
-            return HeadshotError(code, path, values.get("detail", ""), **values.get("params", {}))
-        except (TypeError, ValueError, KeyError):
-            pass
-    return ReportedError(code, path, values.get("detail", ""), values.get("message", code))

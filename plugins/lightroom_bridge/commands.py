@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
@@ -11,6 +10,8 @@ from pathlib import Path
 
 from pipeline.errors import HeadshotError
 from pipeline.i18n import _
+
+LOG_FILE_NAME = "hotfolder.log"  # in the daemon's log folder
 
 
 def register(subparsers) -> None:
@@ -54,34 +55,45 @@ def write_preset(inbox: Path, folder: str) -> int:
     return 0
 
 
+def watched_folders(arguments: argparse.Namespace, config) -> list:
+    """Return the folders to watch: `--in`/`--out` when given, else the config's hot folders; both with its default styles."""
+    from .bridge import WatchedFolder, default_inbox, default_output, default_style_options, folders_from_config
+
+    if arguments.inbox or arguments.output:
+        inbox, output = arguments.inbox or default_inbox(), arguments.output or default_output()
+        return [WatchedFolder(inbox, output, polling=arguments.polling, options=default_style_options(config))]
+    folders = folders_from_config(config)
+    for folder in folders:
+        folder.polling = folder.polling or arguments.polling
+    return folders
+
+
 def run_hotfolder(arguments: argparse.Namespace) -> int:
     """Run the bridge until Ctrl+C or SIGTERM; return the exit status."""
     from daemon.config import load_config
 
-    from .bridge import HotFolderBridge, WatchedFolder, default_inbox, default_output, folders_from_config
+    from daemon.server import configure_logging
+
+    from .bridge import HotFolderBridge
     from .processors import InProcessProcessor
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop_requested = threading.Event()
 
-    # 1. Folders and processor.
+    # 1. Folders, log and processor. The log is a file of its own, because the daemon's is not where this process writes.
     try:
         config = load_config(Path(arguments.config) if arguments.config else None)
-        if arguments.inbox or arguments.output:
-            folders = [WatchedFolder(arguments.inbox or default_inbox(), arguments.output or default_output(), polling=arguments.polling)]
-        else:
-            folders = folders_from_config(config)
-            for folder in folders:
-                folder.polling = folder.polling or arguments.polling
+        folders = watched_folders(arguments, config)
         if arguments.write_preset is not None:
             return write_preset(folders[0].inbox, arguments.write_preset)
+        log_path = config.folders.logs / LOG_FILE_NAME
+        configure_logging(log_path, to_stderr=True)
         if arguments.in_process:
-            processor = InProcessProcessor(should_stop=stop_requested.is_set)
+            processor = InProcessProcessor(should_stop=stop_requested.is_set, log_path=log_path)
         else:
             from .processors import DaemonProcessor
 
             processor = DaemonProcessor.from_config(config)
-        bridge = HotFolderBridge(folders, processor, settle_s=arguments.settle, rescan_s=arguments.rescan, log_path=config.folders.log_file)
+        bridge = HotFolderBridge(folders, processor, settle_s=arguments.settle, rescan_s=arguments.rescan, log_path=log_path)
 
         # 2. Watch until stopped.
         bridge.start()

@@ -79,13 +79,19 @@ class Ledger:
         return row is not None
 
     def start_attempt(self, inbox: Path, content_key: str, source_name: str, output_dir: Path) -> LedgerEntry:
-        """Record that processing starts (again): insert the row or count one more attempt."""
+        """Record that processing starts (again): insert the row, or count one more attempt.
+
+        Attempts count the runs cut off by a stop; a content that failed or
+        completed before starts again from one.
+        """
         with self._lock, self._transaction():
             self._connection.execute(
                 """INSERT INTO contents (inbox, content_key, state, source_name, output_dir, attempts, updated)
                    VALUES (?, ?, ?, ?, ?, 1, ?)
                    ON CONFLICT (inbox, content_key) DO UPDATE SET
-                       state = excluded.state, attempts = attempts + 1, error_json = NULL, updated = excluded.updated""",
+                       state = excluded.state,
+                       attempts = CASE WHEN state = excluded.state THEN attempts + 1 ELSE 1 END,
+                       error_json = NULL, updated = excluded.updated""",
                 (str(inbox), content_key, IN_PROGRESS, source_name, str(output_dir), time.time()),
             )
         entry = self.lookup(inbox, content_key)

@@ -110,8 +110,9 @@ def _classify(path: Path, error: Exception) -> HeadshotError:
 class InProcessProcessor:
     """Runs `pipeline.process.run_job` in this process; what `headshot hotfolder --in-process` uses."""
 
-    def __init__(self, should_stop: Callable[[], bool] | None = None):
+    def __init__(self, should_stop: Callable[[], bool] | None = None, log_path: Path | str = "-"):
         self._should_stop = should_stop
+        self._log_path = str(log_path)
 
     def process(self, frames: list[Path], out_dir: Path, request_options: dict) -> None:
         from pipeline.jobs import JobCanceled
@@ -123,11 +124,20 @@ class InProcessProcessor:
             run_job(request, out_dir, should_stop=self._should_stop)
         except JobCanceled as error:
             raise ProcessorUnavailable("stopped while processing") from error
+        except HeadshotError:
+            raise
+        except Exception as error:
+            # As in the daemon's worker: a pipeline bug fails the entry with a reason, because a retry meets it again.
+            log.exception("hot folder: the pipeline raised an unexpected error on %s", frames[0])
+            raise HeadshotError("internal_error", str(frames[0]), repr(error), log=self._log_path) from error
 
 
 # Daemon error codes and gRPC statuses after which the same job may succeed later.
 TRANSIENT_DAEMON_CODES = frozenset({"daemon_not_running", "daemon_unreachable", "watch_ended", "queue_full"})
 TRANSIENT_RPC_STATUSES = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "CANCELLED", "ABORTED"})
+# How many of the inbox's newest jobs are searched for one to follow again (ListJobs returns 100 unless told).
+# NOTE: an entry retaken only after more jobs than this were queued from its inbox is processed a second time.
+KNOWN_JOB_SEARCH_LIMIT = 5000
 
 
 class DaemonProcessor:
@@ -170,11 +180,11 @@ class DaemonProcessor:
             status = error.status.name if error.status is not None else ""
             if error.code in TRANSIENT_DAEMON_CODES or status in TRANSIENT_RPC_STATUSES:
                 raise ProcessorUnavailable(f"{error.code}: {error.detail or error.message}") from error
-            raise ReportedError(error.code, error.file or frames[0].name, error.detail, error.message) from error
+            raise ReportedError(error.code, error.file or str(frames[0]), error.detail, error.message) from error
 
         kind = event_kind(final)
         if kind == "failed":
-            raise ReportedError(final.failed.code, frames[0].name, final.failed.detail, final.failed.message)
+            raise ReportedError(final.failed.code, str(frames[0]), final.failed.detail, final.failed.message)
         if kind == "canceled":
             raise HeadshotError("job_canceled", frames[0].name, f"daemon job {job_id} was canceled")
 
@@ -201,7 +211,7 @@ class DaemonProcessor:
         from protos.headshot.v1 import headshot_pb2 as pb
 
         states = [pb.JOB_STATE_PENDING, pb.JOB_STATE_IN_PROGRESS, pb.JOB_STATE_COMPLETED, pb.JOB_STATE_FAILED]
-        known = client.jobs(states=states, origin=request.origin)
+        known = client.jobs(states=states, origin=request.origin, limit=KNOWN_JOB_SEARCH_LIMIT)
         for job in sorted(known, key=lambda status: status.created.ToNanoseconds(), reverse=True):
             same_frames = list(job.request.frames) == list(request.frames)
             same_folder = job.request.output_dir == str(out_dir)
