@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from protos.headshot.v1 import headshot_pb2 as pb
 from test_hotfolder import REPO_ROOT, read_frame, tiff16_bytes
 
 JUNK_FILES = {".DS_Store": b"\x00\x00\x00\x01Bud1\x00", "Thumbs.db": b"\xd0\xcf\x11\xe0thumbs", "._x.jpg": b"\x00\x05\x16\x07resource", "~$x.jpg": b"office lock"}
@@ -269,6 +270,16 @@ def hot_folder_jobs(home: Path, inbox: Path, states=()) -> list:
         return client.jobs(states=states, origin=f"hotfolder:{inbox}", limit=100_000)
 
 
+def wait_for_running_job(home: Path, inbox: Path, timeout_s: float = 10.0) -> bool:
+    """Wait until the daemon runs a job from the inbox; False when none started within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if hot_folder_jobs(home, inbox, [pb.JOB_STATE_IN_PROGRESS]):
+            return True
+        time.sleep(0.1)
+    return False
+
+
 # -- the sampler ----------------------------------------------------------------------------------------------------
 
 
@@ -332,8 +343,6 @@ def run_soak(plan: SoakPlan, workspace: Path, home: Path, photos: Path | None) -
        kill lands while the queue is busy, and start it again.
     4. Finish when everything is dropped, every kill is done, and nothing but junk is left in the inbox.
     """
-    from protos.headshot.v1 import headshot_pb2 as pb
-
     inbox, output, logs = workspace / "Inbox", workspace / "Output", workspace / "logs"
     for folder in (inbox, output, logs):
         folder.mkdir(parents=True)
@@ -367,9 +376,9 @@ def run_soak(plan: SoakPlan, workspace: Path, home: Path, photos: Path | None) -
             kills_done = len(plan.kills) - len(kills)
             if kills and filed_count(inbox) >= entries * (kills_done + 1) / (len(plan.kills) + 1):
                 target = kills.pop(0)
-                running = hot_folder_jobs(home, inbox, [pb.JOB_STATE_IN_PROGRESS])
+                running = wait_for_running_job(home, inbox)
                 kill_hard(processes[target])
-                kills_during_job += bool(running)
+                kills_during_job += running
                 time.sleep(0.5)
                 if target == "daemon":
                     processes["daemon"] = start_daemon(home, logs / "daemon.out")
@@ -446,10 +455,8 @@ def check_output_folder(folder: Path, copies: list[Drop], inbox: Path) -> None:
             assert "no_face" in [reason["code"] for reason in frame["reasons"]], folder.name
 
 
-def check_soak(result: SoakResult, workspace: Path) -> dict:
+def check_soak(result: SoakResult, workspace: Path, plan_kills: tuple[str, ...]) -> dict:
     """Assert the acceptance conditions and return the figures to print."""
-    from protos.headshot.v1 import headshot_pb2 as pb
-
     inbox, output = workspace / "Inbox", workspace / "Output"
     done, failed = inbox / "done", inbox / "failed"
     drops = result.drops
@@ -503,7 +510,9 @@ def check_soak(result: SoakResult, workspace: Path) -> dict:
     assert lost == 0, f"{lost} dropped files are gone"
     assert extra == 0, f"{extra} files appeared twice or from nowhere"
 
-    # 5. The sampler never met a partial output.
+    # 5. The kills met the daemon at work, and the sampler never met a partial output.
+    assert result.restarts == len(plan_kills), f"{result.restarts} restarts of {len(plan_kills)} planned"
+    assert result.kills_during_job >= 1, "no kill hit a running job"
     assert result.sampler_failures == [], result.sampler_failures[:5]
     assert result.sampler_decoded >= 3 * len(output_folders)
 
@@ -526,7 +535,7 @@ def soak_and_report(plan: SoakPlan, tmp_path: Path, capsys) -> None:
         result = run_soak(plan, tmp_path, home, photos if photos.is_dir() else None)
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    figures = check_soak(result, tmp_path)
+    figures = check_soak(result, tmp_path, plan.kills)
     with capsys.disabled():
         print(
             f"\nhot-folder soak ({plan.bridge.replace('_', ' ')} bridge, real pipeline): {figures['files']} files in "
