@@ -95,7 +95,7 @@ def plan_crop(
 ) -> CropPlan:
     """Frame the crop `name` around `face`; raise HeadshotError invalid_option for an unknown name.
 
-    `matte` (1, H, W) of the same image finds the top of the hair. The crop shrinks or shifts within its
+    `matte` (1, h, w) of the same image, at its size or smaller, finds the top of the hair. The crop shrinks or shifts within its
     framing rules to stay inside the frame; if it still cannot, `reaches_past_edge` is True.
     """
     if name == "original":
@@ -107,7 +107,7 @@ def plan_crop(
     framing = FRAMINGS[name]
 
     # 1. The head in a levelled frame: origin between the eyes, x along the eye line, y down.
-    head = _head_geometry(face, matte)
+    head = _head_geometry(face, matte, image_width, image_height)
 
     # 2. The loosest accepted framing that fits inside the frame; when even the tightest does not fit,
     #    the tightest, placed where it reaches least past the edge.
@@ -401,7 +401,7 @@ class _Head:
         return self.chin - self.crown
 
 
-def _head_geometry(face: Face, matte: torch.Tensor | None) -> _Head:
+def _head_geometry(face: Face, matte: torch.Tensor | None, image_width: int, image_height: int) -> _Head:
     right_eye, left_eye = (np.asarray(eye, dtype=np.float64) for eye in face.eye_centers)
     eye_mid = (right_eye + left_eye) / 2
     angle = math.atan2(left_eye[1] - right_eye[1], left_eye[0] - right_eye[0])
@@ -425,17 +425,21 @@ def _head_geometry(face: Face, matte: torch.Tensor | None) -> _Head:
     # 2. The crown: the matte's top edge above the face, kept within head proportions.
     crown, crown_cut = CROWN_WITHOUT_MATTE * chin, False
     if matte is not None:
-        top, crown_cut = _matte_top(matte, eye_mid, angle, face_center_x, face_width, 1.6 * chin)
+        top, crown_cut = _matte_top(matte, (image_width, image_height), eye_mid, angle, face_center_x, face_width, 1.6 * chin)
         crown = float(np.clip(top, CROWN_RANGE[0] * chin, CROWN_RANGE[1] * chin))
     gaze = float(np.clip(nose_offset / max(0.08 * face_width, 1e-6), -1, 1)) if abs(nose_offset) > 0.04 * face_width else 0.0
     return _Head(angle, eye_mid, face_center_x, -crown, chin, gaze, crown_cut)
 
 
-def _matte_top(matte, eye_mid, angle, face_center_x, face_width, reach) -> tuple[float, bool]:
+def _matte_top(matte, image_size, eye_mid, angle, face_center_x, face_width, reach) -> tuple[float, bool]:
     """Return how far above the eye line the matte stays solid, the highest over a few columns across the face,
-    and whether the head runs on past the frame's edge there (in most of the columns)."""
+    and whether the head runs on past the frame's edge there (in most of the columns).
+
+    A matte smaller than the image (width, height) is sampled as its nearest-neighbour enlargement would be.
+    """
     alpha = matte[0].detach().to("cpu").float().numpy() if matte.dim() == 3 else matte.detach().cpu().numpy()
-    height, width = alpha.shape
+    width, height = image_size
+    matte_height, matte_width = alpha.shape
     cos, sin = math.cos(angle), math.sin(angle)
     steps = np.linspace(0, reach, max(8, int(reach)))
     highest, rays_off_edge = None, 0
@@ -445,7 +449,9 @@ def _matte_top(matte, eye_mid, angle, face_center_x, face_width, reach) -> tuple
         ys = eye_mid[1] + x_levelled * sin - steps * cos
         inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
         values = np.zeros_like(steps)
-        values[inside] = alpha[ys[inside].astype(int), xs[inside].astype(int)]
+        rows = np.minimum((ys[inside].astype(int) * matte_height) // height, matte_height - 1)
+        columns = np.minimum((xs[inside].astype(int) * matte_width) // width, matte_width - 1)
+        values[inside] = alpha[rows, columns]
         if not inside[-1]:
             values[~inside] = 1.0  # past the frame's edge the head may go on
         gaps = np.flatnonzero(values < 0.5)

@@ -240,8 +240,11 @@ def guided_coefficients(
 def box_mean(values: torch.Tensor, radius: int) -> torch.Tensor:
     """Return the mean over a (2r+1)² window of each pixel of (C, H, W), with the window cut at the borders.
 
-    Cumulative sums over a zero-padded copy make the cost independent of the radius.
+    Cumulative sums over a zero-padded copy make the cost independent of the radius. On the CPU OpenCV's
+    running-sum box filter does the same several times faster.
     """
+    if values.device.type == "cpu" and values.dtype == torch.float32 and values.dim() >= 2:
+        return _box_mean_opencv(values, radius)
     result = values
     for dim in (-2, -1):
         size = result.shape[dim]
@@ -255,6 +258,26 @@ def box_mean(values: torch.Tensor, radius: int) -> torch.Tensor:
         shape[dim] = size
         result = window_sum / count.to(values.dtype).view(shape)
     return result
+
+
+def _box_mean_opencv(values: torch.Tensor, radius: int) -> torch.Tensor:
+    import cv2
+
+    # 1. Window sums with zeros past the border, plane by plane.
+    height, width = values.shape[-2:]
+    planes = values.detach().reshape(-1, height, width)
+    sums = torch.empty(planes.shape, dtype=torch.float32)
+    window = 2 * radius + 1
+    for index, plane in enumerate(planes):
+        cv2.boxFilter(np.ascontiguousarray(plane.numpy()), -1, (window, window), dst=sums[index].numpy(), normalize=False,
+                      borderType=cv2.BORDER_CONSTANT)
+
+    # 2. Divide by the number of pixels each window holds inside the image.
+    rows, columns = torch.arange(height), torch.arange(width)
+    count_y = (rows + radius + 1).clamp(max=height) - (rows - radius).clamp(min=0)
+    count_x = (columns + radius + 1).clamp(max=width) - (columns - radius).clamp(min=0)
+    sums.div_((count_y.view(-1, 1) * count_x.view(1, -1)).to(torch.float32))
+    return sums.reshape(values.shape)
 
 
 def _fusion_blurs(foreground, background, alpha, radius):

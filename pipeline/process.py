@@ -24,8 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
-from .device import to_pixels, to_tensor
+from .device import to_pixels
 from .errors import HeadshotError, register_messages
 from . import faces as faces_module
 from .faces import Face
@@ -45,7 +46,12 @@ AS_SHOT = "original"  # the backdrop, light or crop name that keeps the frame as
 REGION_MARGIN = 0.02  # of the region's longer side
 REGION_MARGIN_MIN_PX = 8
 FULL_SIZE_SCALE = 0.9  # a working scale at or above this is rounded up to 1
-EXTEND_LONG_SIDE = 512  # the smooth continuation past the frame's edge is computed at this size
+# The long side each crop is delivered at, at most; smaller frames keep their own resolution. Square and
+# portrait (2048×2048, 2048×2560) exceed what profile pages and social feeds show, the banner fills a QHD
+# screen's width (2560×1440), and classic prints 8×12 in at 300 dpi (2400×3600). Passport sizes are fixed
+# by their rules and the as-shot crop keeps every pixel of the frame.
+MAX_OUTPUT_LONG_SIDE = {"square": 2048, "portrait": 2560, "banner": 2560, "classic": 3600}
+DCT_REDUCTIONS = (8, 4, 2)  # the JPEG decoder's own scale factors, 1/8 to 1/2
 PLANNING_LONG_SIDE = 512  # the small copy whose matte finds the top of the hair for crop planning
 ENCODE_WORKERS = max(1, min(4, os.cpu_count() or 1))
 EIGHT_BIT_FORMATS = ("jpeg", "webp", "heic")
@@ -288,7 +294,7 @@ class _Job:
             raise HeadshotError("frame_without_face", frame, "the analysis found no face in a selected frame")
         main_face = faces[0]
 
-        # 1. Plan every crop on the analysed face, in frame pixels, and the region they share.
+        # 1. Plan every crop on the analysed face, in frame pixels, at its delivery size, and the region they share.
         self._check_stop()
         self._stage_started(Stage.reading, frame)
         started = time.perf_counter()
@@ -300,7 +306,7 @@ class _Job:
 
         # 2. Decode the frame once, at the resolution the region needs, and cut the region.
         photo, decoded_scale = _decode_for_region(frame, info, region)
-        image = to_tensor(region.cut(photo.pixels, decoded_scale))
+        image = _region_tensor(region.cut(photo.pixels, decoded_scale))
         region_faces = [region.face(face) for face in faces]
         photo = replace(photo, pixels=None)
         self._log_stage(
@@ -308,10 +314,15 @@ class _Job:
             f"{width}x{height} {info.format} {info.bit_depth}-bit, decoded at {decoded_scale:.3f}, region {region.box} at {region.scale_x:.3f}",
         )
 
-        # 3. The person matte, once per frame, when any variant changes the backdrop or the light.
+        # 3. The person matte, once per frame, when any variant changes the backdrop or the light. Where a crop
+        #    reaches past the frame, the frame and its matte are carried on there: backdrop above, body below.
         matte = None
         if any(variant.backdrop != AS_SHOT or variant.light != AS_SHOT for variant in self.variants):
             matte = self._matte(frame, image, region_faces, region)
+        if region.reaches_past_edge:
+            from .crops import extend_frame
+
+            image, matte = extend_frame(image, matte, region.inside_window, region_faces)
 
         # 4. Retouch once per frame and preset.
         bases: dict[str, torch.Tensor] = {}
@@ -335,9 +346,17 @@ class _Job:
         self._check_stop()
         self._stage_started(Stage.matting, frame)
         started = time.perf_counter()
-        # Past the frame's edge the matte repeats the edge's own values: backdrop above, body below.
-        matte = region.extend_past_edges(person_matte(image, faces))
-        self._log_stage(frame, Stage.matting, started, f"{tuple(matte.shape)}")
+        # Only the frame's own pixels are matted; past its edge the matte stays 0 until `extend_frame` fills it.
+        x0, y0, x1, y1 = region.inside_window
+        height, width = image.shape[-2:]
+        inside_faces = [_shifted_face(face, -x0, -y0) for face in faces]
+        inside_matte = person_matte(image[:, y0:y1, x0:x1], inside_faces)
+        if (x0, y0, x1, y1) == (0, 0, width, height):
+            matte = inside_matte
+        else:
+            matte = image.new_zeros((1, height, width))
+            matte[:, y0:y1, x0:x1] = inside_matte
+        self._log_stage(frame, Stage.matting, started, f"{tuple(inside_matte.shape)} of {tuple(matte.shape)}")
         return matte
 
     def _retouch(self, frame: str, image: torch.Tensor, faces: list[Face], settings, matte) -> torch.Tensor:
@@ -383,7 +402,7 @@ class _Job:
                         foreground = decontaminate(lit, context.matte)
                     spec = parse_backdrop(backdrop)
                     backdrop_image = render_backdrop(spec, lit, context.matte, context.faces, color_in_profile=context.color_in_profile)
-                    composed = composite(foreground, context.matte, backdrop_image)
+                    composed = composite(foreground, context.matte, backdrop_image, out=backdrop_image)
                     del backdrop_image
                     self._log_stage(context.frame, Stage.compositing, started, backdrop)
 
@@ -607,9 +626,7 @@ class _FrameContext:
 class CropRegion:
     """The part of a frame all crops keep, in frame pixels, and its working scale.
 
-    Where a crop reaches past the frame's edge, so does the region. That part carries the edge's colours
-    on smoothly and repeats the matte's edge values, so a backdrop fills it above the head and the body
-    continues where the frame cuts it.
+    Where a crop reaches past the frame's edge, so does the region; `crops.extend_frame` fills that part.
     """
 
     left: int
@@ -664,46 +681,22 @@ class CropRegion:
         return cls(left, top, right, bottom, frame_width, frame_height, width, height)
 
     def cut(self, pixels: np.ndarray, pixels_scale: float = 1.0) -> np.ndarray:
-        """Cut the region out of (H, W, 3) pixels at the working size, carrying the frame on past its edge.
+        """Cut the region out of (H, W, 3) pixels at the working size; past the frame's edge it is left black.
 
         `pixels_scale` is the pixels' size relative to the frame (below 1 for a reduced decode); the cut
-        is then placed to the nearest decoded pixel.
+        is then placed to the nearest decoded pixel. `crops.extend_frame` fills the part past the edge.
         """
         left, top = max(0, self.left), max(0, self.top)
         right, bottom = min(self.frame_width, self.right), min(self.frame_height, self.bottom)
         inside = pixels[round(top * pixels_scale) : round(bottom * pixels_scale), round(left * pixels_scale) : round(right * pixels_scale)]
-        if not inside.flags.writeable:
-            inside = inside.copy()  # torch.from_numpy warns on read-only arrays, which decoders may return
         x0, y0, x1, y1 = self.inside_window
         if (x1 - x0, y1 - y0) != (inside.shape[1], inside.shape[0]):
             inside = cv2.resize(inside, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
         if not self.reaches_past_edge:
             return inside
-        return self._carry_on(inside)
-
-    def _carry_on(self, inside: np.ndarray) -> np.ndarray:
-        """Place the frame's pixels in the region and fill the rest with a smooth continuation of its edge colours."""
-        from .backdrops import fill_holes
-
-        # 1. A small copy with the frame's part known, filled by push-pull.
-        x0, y0, x1, y1 = self.inside_window
-        factor = min(1.0, EXTEND_LONG_SIDE / max(self.height, self.width))
-        small_size = (max(1, round(self.width * factor)), max(1, round(self.height * factor)))
-        small_box = [round(x0 * factor), round(y0 * factor), round(x1 * factor), round(y1 * factor)]
-        small_box[2], small_box[3] = max(small_box[0] + 1, small_box[2]), max(small_box[1] + 1, small_box[3])
-        maximum = 65535.0 if inside.dtype == np.uint16 else 255.0
-        small_inside = cv2.resize(inside, (small_box[2] - small_box[0], small_box[3] - small_box[1]), interpolation=cv2.INTER_AREA)
-        colour = torch.zeros((3, small_size[1], small_size[0]))
-        known = torch.zeros((1, small_size[1], small_size[0]))
-        colour[:, small_box[1] : small_box[3], small_box[0] : small_box[2]] = torch.from_numpy(small_inside.astype(np.float32) / maximum).permute(2, 0, 1)
-        known[:, small_box[1] : small_box[3], small_box[0] : small_box[2]] = 1.0
-        filled = fill_holes(colour, known).clamp_(0, 1)
-
-        # 2. Bring the continuation to the working size and put the frame's own pixels over it.
-        carried = (filled.permute(1, 2, 0).numpy() * maximum).round().astype(inside.dtype)
-        region = cv2.resize(carried, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
-        region[y0:y1, x0:x1] = inside
-        return region
+        canvas = np.zeros((self.height, self.width, pixels.shape[2]), dtype=pixels.dtype)
+        canvas[y0:y1, x0:x1] = inside
+        return canvas
 
     @property
     def inside_window(self) -> tuple[int, int, int, int]:
@@ -717,14 +710,6 @@ class CropRegion:
     @property
     def reaches_past_edge(self) -> bool:
         return self.inside_window != (0, 0, self.width, self.height)
-
-    def extend_past_edges(self, matte: torch.Tensor) -> torch.Tensor:
-        """Repeat a matte's edge values past the frame's edge: 0 stays above the head, 1 across a cut-off body."""
-        if not self.reaches_past_edge:
-            return matte
-        x0, y0, x1, y1 = self.inside_window
-        padding = (x0, self.width - x1, y0, self.height - y1)
-        return torch.nn.functional.pad(matte[None, :, y0:y1, x0:x1], padding, mode="replicate")[0]
 
     def face(self, face: Face) -> Face:
         """Return a face in region pixels."""
@@ -832,9 +817,20 @@ def _plan_crops(frame: str, info, face: Face, crop_names: list[str]) -> dict:
     if not crop_names:
         return {}
     preview = read_preview(frame, max_side=PLANNING_LONG_SIDE)
-    small_matte = person_matte(to_tensor(np.array(preview.rgb)), [face.scaled(preview.scale)])
-    matte = torch.nn.functional.interpolate(small_matte[None], size=(info.height, info.width), mode="nearest")[0]
-    return {name: plan_crop(name, face, info.width, info.height, matte=matte) for name in crop_names}
+    matte = person_matte(_region_tensor(preview.rgb), [face.scaled(preview.scale)])
+    return {name: _delivery_size(plan_crop(name, face, info.width, info.height, matte=matte)) for name in crop_names}
+
+
+def _delivery_size(plan):
+    """Shrink a plan's output to its crop's maximum long side, in whole aspect units; never enlarge it."""
+    from .crops import ASPECT_UNITS
+
+    limit = MAX_OUTPUT_LONG_SIDE.get(plan.name)
+    if limit is None or max(plan.output_width, plan.output_height) <= limit:
+        return plan
+    units_x, units_y = ASPECT_UNITS[plan.name]
+    unit = limit // max(units_x, units_y)
+    return _replace(plan, output_width=units_x * unit, output_height=units_y * unit)
 
 
 def _apply_crop(image: torch.Tensor, plan) -> torch.Tensor:
@@ -876,6 +872,7 @@ def _crop_recipe(name: str, plan, frame_shape) -> dict:
     recipe = {"name": name}
     recipe.update({key: round(float(value), 3) if isinstance(value, float) else value for key, value in numbers.items()})
     recipe["reaches_past_edge"] = bool(plan.reaches_past_edge)
+    recipe["max_output_long_side"] = MAX_OUTPUT_LONG_SIDE.get(name)
     return recipe
 
 
@@ -907,21 +904,58 @@ def _encode_variant(path, pixels, alpha, info, output_format, bit_depth, icc_pro
 def _decode_for_region(frame: str, info, region: "CropRegion"):
     """Decode the frame once: reduced by JPEG DCT scaling when the region needs half the resolution or less.
 
-    Only 8-bit RGB JPEGs in sRGB (or untagged) take the reduced path, because the
-    reduced decoder returns sRGB; everything else is decoded in full by read_photo.
-    Returns the photo and its pixels' scale relative to the frame.
+    The reduced path takes 8-bit RGB JPEGs with an RGB profile or none, and keeps their pixels in the
+    frame's own colour space. Everything else, and any file the reduced path cannot decode, is decoded
+    in full by `read_photo`. Returns the photo and its pixels' scale relative to the frame.
     """
-    from .color import is_srgb
-    from .photo_io import Photo, read_photo, read_preview
+    from .color import profile_color_space
+    from .photo_io import Photo, read_photo
 
     long_side = max(info.width, info.height)
     needed_side = long_side * max(region.scale_x, region.scale_y)
-    reducible = info.format == "jpeg" and info.bit_depth == 8 and info.mode == "RGB" and not info.has_alpha and is_srgb(info.icc_profile)
-    reduction = next((factor for factor in (8, 4, 2) if long_side / factor >= needed_side), 1)
-    if not reducible or reduction == 1:
-        return read_photo(frame), 1.0
-    preview = read_preview(frame, max_side=math.ceil(long_side / reduction))
-    return Photo(info=info, pixels=preview.rgb, alpha=None, icc_profile=info.icc_profile), preview.scale
+    reduction = next((factor for factor in DCT_REDUCTIONS if long_side / factor >= needed_side), 1)
+    reducible = (
+        info.format == "jpeg" and info.bit_depth == 8 and info.mode == "RGB" and not info.has_alpha
+        and profile_color_space(info.icc_profile) in (None, "RGB")
+    )
+    if reducible and reduction > 1:
+        pixels = _decode_jpeg_reduced(frame, reduction, info.orientation)
+        if pixels is not None:
+            return Photo(info=info, pixels=pixels, alpha=None, icc_profile=info.icc_profile), pixels.shape[1] / info.width
+    return read_photo(frame), 1.0
+
+
+# EXIF orientation → the Pillow transpose that turns the stored pixels upright.
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _decode_jpeg_reduced(frame: str, reduction: int, orientation: int) -> np.ndarray | None:
+    """Decode an RGB JPEG at 1/`reduction` size by DCT scaling, upright; None when Pillow cannot decode it.
+
+    The pixels stay as stored, with no colour conversion. `read_photo` has checked nothing yet, so a failure
+    here falls back to it, which raises the error a person should read.
+    """
+    try:
+        with Image.open(frame) as image:
+            width, height = image.size
+            image.draft("RGB", (math.ceil(width / reduction), math.ceil(height / reduction)))
+            image.load()
+            if image.mode != "RGB":
+                return None
+            if orientation in _UPRIGHT:
+                image = image.transpose(_UPRIGHT[orientation])
+            return np.asarray(image)
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
+        log.info("%s: reduced JPEG decode failed (%s); decoding in full", Path(frame).name, error)
+        return None
 
 
 def _output_format(info, requested: str) -> str:
@@ -949,7 +983,31 @@ def _extension(frame: str, output_format: str) -> str:
     return suffix.lower() if same_format else usual
 
 
+def _region_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """Convert (H, W, 3) uint8 or uint16 pixels to a contiguous (3, H, W) float32 tensor in 0..1 on the device.
+
+    Unlike `device.to_tensor`, whose result is a channels-last view, each colour plane is contiguous here, so
+    per-plane work (OpenCV filters, resampling) reads it without another copy.
+    """
+    from .device import current_device
+
+    maximum = 65535.0 if pixels.dtype == np.uint16 else 255.0
+    planes = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+    return planes.to(current_device()).to(torch.float32).div_(maximum)
+
+
 # -- faces from the analysis ------------------------------------------------------------
+
+
+def _shifted_face(face: Face, dx: float, dy: float) -> Face:
+    """Return a face moved by (dx, dy) pixels, as seen in a window of the image it was found in."""
+    offset = np.array([dx, dy], dtype=np.float32)
+    landmarks = None
+    if face.landmarks is not None:
+        landmarks = face.landmarks.astype(np.float32).copy()
+        landmarks[:, :2] += offset
+    x, y, width, height = face.box
+    return Face(box=(x + dx, y + dy, width, height), score=face.score, keypoints=np.asarray(face.keypoints, dtype=np.float32) + offset, landmarks=landmarks)
 
 
 def _analysis_faces(analysis) -> list[Face]:
