@@ -71,7 +71,6 @@ def watched_folders(arguments: argparse.Namespace, config) -> list:
 def run_hotfolder(arguments: argparse.Namespace) -> int:
     """Run the bridge until Ctrl+C or SIGTERM; return the exit status."""
     from daemon.config import load_config
-
     from daemon.server import configure_logging
 
     from .bridge import HotFolderBridge

@@ -81,7 +81,7 @@ class Ledger:
     def start_attempt(self, inbox: Path, content_key: str, source_name: str, output_dir: Path) -> LedgerEntry:
         """Record that processing starts (again): insert the row, or count one more attempt.
 
-        Attempts count the runs cut off by a stop; a content that failed or
+        Attempts count the runs cut off by a stop, so content that failed or
         completed before starts again from one.
         """
         with self._lock, self._transaction():
