@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from pipeline.i18n import _, current_language, translations
@@ -48,7 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(arguments, "handler", None):
         parser.print_help()
         return 2
-    return int(arguments.handler(arguments) or 0)
+    try:
+        return int(arguments.handler(arguments) or 0)
+    except BrokenPipeError:
+        # The reader went away (`headshot styles | head`); stop quietly as other Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

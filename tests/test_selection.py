@@ -265,6 +265,16 @@ def test_select_table_in_dutch(cli_frames, capsys, monkeypatch):
     assert "Beste opname van de shoot" in output
 
 
+@pytest.mark.parametrize("command", ["analyze", "select"])
+def test_batch_with_no_readable_file_exits_1(cli_frames, tmp_path, capsys, command):
+    exit_code = headshot([command, cli_frames[2], str(tmp_path / "missing.jpg")])
+
+    output = capsys.readouterr().out
+    assert exit_code == 1
+    assert "broken.jpg" in output
+    assert "missing.jpg was not found" in output
+
+
 @pytest.mark.parametrize("arguments", [["select"], ["select", "--top", "0", "x.jpg"], ["analyze"]])
 def test_usage_errors_exit_2(arguments, capsys):
     with pytest.raises(SystemExit) as stopped:

@@ -42,26 +42,27 @@ def register(subparsers) -> None:
 
 
 def run_analyze(arguments: argparse.Namespace) -> int:
-    """Analyse every file; unreadable ones are listed with their error and do not change the exit code."""
+    """Analyse every file; unreadable ones are listed with their error, and only a batch with none readable fails."""
     analyses = _analyze(arguments.frames)
     if arguments.json:
         document = {"frames": [analysis.to_dict(landmarks=arguments.landmarks) for analysis in analyses]}
         _print_json(document)
-        return 0
+        return _exit_code(analyses)
     for analysis in analyses:
         print(f"{analysis.score:5.0f}  {analysis.path}")
         _print_reasons(analysis)
-    return 0
+    return _exit_code(analyses)
 
 
 def run_select(arguments: argparse.Namespace) -> int:
     """Analyse and rank every file; print the ranking with a sentence per place."""
     from ..selection import select_frames
 
-    selection = select_frames(_analyze(arguments.frames), top=arguments.top)
+    analyses = _analyze(arguments.frames)
+    selection = select_frames(analyses, top=arguments.top)
     if arguments.json:
         _print_json(selection.to_dict(landmarks=arguments.landmarks))
-        return 0
+        return _exit_code(analyses)
     headers = (_("rank"), _("score"), _("group"), _("file"))
     widths = [max(5, len(header)) for header in headers[:3]]
     print("  ".join(header.rjust(width) for header, width in zip(headers, widths)) + "  " + headers[3])
@@ -72,7 +73,12 @@ def run_select(arguments: argparse.Namespace) -> int:
         print(f"       {frame.explain()}")
         _print_reasons(frame.analysis)
     print(_("* = selected"))
-    return 0
+    return _exit_code(analyses)
+
+
+def _exit_code(analyses) -> int:
+    """Return 1 when not one file could be read, so a script notices; 0 otherwise."""
+    return 1 if analyses and all(analysis.error is not None for analysis in analyses) else 0
 
 
 def _analyze(paths: list[str]):
