@@ -225,13 +225,19 @@ class Worker:
         """Copy every result file into the request's output folder, each atomically; return the error, if any."""
         output_dir = Path(job.output_dir)
         frames = {os.path.realpath(frame) for frame in job.request.get("frames", [])}
+        sources = sorted(path for path in result_dir.rglob("*") if path.is_file())
+
+        # Check every name before copying any file, so a refused job leaves nothing behind.
+        for source in sources:
+            target = output_dir / source.relative_to(result_dir)
+            if os.path.realpath(target) in frames:
+                return HeadshotError("would_overwrite_input", target, "a result has the name of an input frame")
+
         target = output_dir
         try:
             output_dir.mkdir(parents=True, exist_ok=True)
-            for source in sorted(path for path in result_dir.rglob("*") if path.is_file()):
+            for source in sources:
                 target = output_dir / source.relative_to(result_dir)
-                if os.path.realpath(target) in frames:
-                    return HeadshotError("would_overwrite_input", target, "a result has the name of an input frame")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 copy_atomically(source, target)
         except OSError as error:

@@ -145,6 +145,24 @@ def test_output_dir_receives_results(start_daemon, daemon_home):
     assert hashlib.sha256((output_dir / variant.file_name).read_bytes()).hexdigest() == variant.sha256
 
 
+def test_result_named_like_input_copies_nothing(start_daemon, daemon_home):
+    daemon, client = start_daemon()
+    folder = daemon_home / "session"
+    first = write_frames(folder, 1)[0]
+    # The runner names frame00.jpg's result frame00_0.png, so this input sits where that result would go.
+    clashing = folder / "frame00_0.png"
+    cv2.imwrite(str(clashing), cv2.imread(first))
+    before = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in folder.iterdir()}
+
+    handle = client.submit(JobRequest(frames=[first, str(clashing)], top=2, **ONE_VARIANT), output_dir=folder)
+    final = client.wait(handle.job_id, timeout=30)
+
+    assert final.WhichOneof("kind") == "failed"
+    assert final.failed.code == "would_overwrite_input"
+    after = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in folder.iterdir()}
+    assert after == before
+
+
 def test_cancel_of_queued_job_leaves_running_one(start_daemon, daemon_home):
     runner = SlowRunner(seconds_per_frame=1.5)
     daemon, client = start_daemon(runner=runner)
