@@ -526,6 +526,18 @@ def test_orientation_applied_on_16bit_png(tmp_path, orientation, corner):
     assert red_corner(photo.pixels) == corner
 
 
+def test_tiff_output_drops_source_shape_note(tmp_path):
+    source = tmp_path / "export.tif"
+    tifffile.imwrite(source, np.full((40, 30, 3), 30000, dtype=np.uint16), photometric="rgb")
+    photo = read_photo(source)
+
+    written = write_photo(tmp_path / "crop.tif", photo.pixels[:20, :10], like=photo.info)
+
+    with tifffile.TiffFile(written) as tiff:
+        assert '"shape"' not in tiff.pages[0].description
+        assert tiff.series[0].shape == (20, 10, 3)
+
+
 def test_orientation_applied_on_16bit_tiff(tmp_path):
     pixels = marked_frame().astype(np.uint16) * 257
     source = tmp_path / "o8.tif"

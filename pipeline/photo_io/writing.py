@@ -331,6 +331,9 @@ def _tiff_encoder(pixels, alpha, metadata: _Metadata):
             value = tags.get(tag)
             if isinstance(value, bytes):
                 value = value.decode("latin-1")
+            if tag == 270 and isinstance(value, str) and value.lstrip().startswith('{"shape"'):
+                # tifffile's own shape note describes the source's array, not this file's.
+                continue
             if isinstance(value, str) and value.strip("\x00 "):
                 extratags.append((tag, "s", 0, value.strip("\x00"), True))
         options = {}
