@@ -385,13 +385,15 @@ def _resize(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(values.shape[-2:]) == tuple(size):
         return values
     shrinking = size[0] <= values.shape[-2] and size[1] <= values.shape[-1]
-    if values.device.type == "cpu" and values.dtype == torch.float32 and values.shape[0] <= 4:
+    if values.device.type == "cpu" and values.dtype == torch.float32 and values.dim() == 3:
         import cv2
 
-        pixels = np.ascontiguousarray(values.permute(1, 2, 0).numpy())
+        # Plane by plane, so neither the input nor the (contiguous) result needs a transposed copy.
         interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-        resized = cv2.resize(pixels, (size[1], size[0]), interpolation=interpolation)
-        return torch.from_numpy(resized.reshape(size[0], size[1], values.shape[0])).permute(2, 0, 1)
+        resized = torch.empty((values.shape[0], *size), dtype=torch.float32)
+        for plane, target in zip(values.detach().numpy(), resized.numpy()):
+            cv2.resize(np.ascontiguousarray(plane), (size[1], size[0]), dst=target, interpolation=interpolation)
+        return resized
     mode = "area" if shrinking else "bilinear"
     extra = {} if shrinking else {"align_corners": False}
     return F.interpolate(values[None], size=size, mode=mode, **extra)[0]

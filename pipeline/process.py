@@ -428,7 +428,7 @@ class _Job:
         info = context.photo.info
         output_format = _output_format(info, self.request.output_format)
         bit_depth = _output_bit_depth(info, self.request.bit_depth, output_format, context.frame)
-        pixels = to_pixels(cropped, bit_depth)
+        pixels = _integer_pixels(cropped, bit_depth)
         alpha = context.photo.alpha if (variant.crop == AS_SHOT and variant.backdrop == AS_SHOT) else None
         path = self.output_dir / variant_file_name(context.stem, variant, _extension(context.frame, output_format))
         self._stage_started(Stage.writing, context.frame)
@@ -994,6 +994,18 @@ def _region_tensor(pixels: np.ndarray) -> torch.Tensor:
     maximum = 65535.0 if pixels.dtype == np.uint16 else 255.0
     planes = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
     return planes.to(current_device()).to(torch.float32).div_(maximum)
+
+
+def _integer_pixels(image: torch.Tensor, bit_depth: int) -> np.ndarray:
+    """Convert a (3, H, W) tensor in 0..1 to (H, W, 3) uint8 or uint16 pixels, rounded to nearest.
+
+    8-bit results on the CPU go through OpenCV's saturating conversion, several times faster than
+    `device.to_pixels`, with the same values.
+    """
+    if bit_depth != 8 or image.device.type != "cpu" or image.dtype != torch.float32:
+        return to_pixels(image, bit_depth)
+    planes = [cv2.convertScaleAbs(cv2.max(plane, 0.0), alpha=255.0) for plane in image.detach().numpy()]
+    return cv2.merge(planes)
 
 
 # -- faces from the analysis ------------------------------------------------------------

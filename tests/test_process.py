@@ -382,3 +382,62 @@ def test_crop_region_cut_past_frame_edge():
     assert np.array_equal(cut[y0:y1, x0:x1], frame)
     assert cut[:y0].max() == 0, "past the edge is left for extend_frame"
     assert cut[y1:].max() == 0
+
+
+def test_delivery_size_caps_long_side():
+    from pipeline.crops import CropPlan
+    from pipeline.process import _delivery_size
+
+    cases = [
+        ("square", (3550, 3550), (2048, 2048)),
+        ("portrait", (3000, 3750), (2048, 2560)),
+        ("banner", (4000, 2250), (2560, 1440)),
+        ("classic", (3000, 4500), (2400, 3600)),
+        ("square", (1200, 1200), (1200, 1200)),
+        ("passport", (827, 1063), (827, 1063)),
+        ("original", (6000, 4000), (6000, 4000)),
+    ]
+    for name, planned, delivered in cases:
+        plan = CropPlan(name, 3000.0, 2000.0, 1.5, float(planned[0]), float(planned[1]), planned[0], planned[1], False)
+        capped = _delivery_size(plan)
+        assert (capped.output_width, capped.output_height) == delivered, name
+        assert (capped.center_x, capped.width, capped.angle_degrees) == (plan.center_x, plan.width, plan.angle_degrees)
+
+
+def swapped_primaries_profile() -> bytes:
+    """Return an RGB profile with sRGB's red and green primaries swapped, so converting through it changes colours."""
+    from pipeline.color import srgb_profile
+
+    data = bytearray(srgb_profile())
+    data[84:100] = bytes(16)  # the profile ID no longer matches, so leave it unset
+    count = int.from_bytes(data[128:132], "big")
+    entries = {bytes(data[132 + 12 * index : 136 + 12 * index]): 132 + 12 * index for index in range(count)}
+    red, green = entries[b"rXYZ"], entries[b"gXYZ"]
+    data[red + 4 : red + 12], data[green + 4 : green + 12] = data[green + 4 : green + 12], data[red + 4 : red + 12]
+    return bytes(data).replace("sRGB".encode("utf-16-be"), "Swap".encode("utf-16-be"))
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_reduced_decode_keeps_profile_and_pixels(tmp_path, astronaut_rgb, orientation):
+    from pipeline.photo_io import probe
+    from pipeline.process import CropRegion, _decode_for_region
+
+    # 1. A 1600×1200 JPEG in a profile that is not sRGB, stored turned when the orientation says so.
+    stored = cv2.resize(np.concatenate([astronaut_rgb, astronaut_rgb[:, ::-1], astronaut_rgb], axis=1)[:, :1536], (1600, 1200))
+    profile = swapped_primaries_profile()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    turned = stored if orientation == 1 else np.ascontiguousarray(np.rot90(stored, k=1))
+    path = tmp_path / "frame.jpg"
+    Image.fromarray(turned).save(path, quality=95, icc_profile=profile, exif=exif.tobytes())
+    info = probe(path)
+    assert (info.width, info.height) == (1600, 1200)
+
+    # 2. A region needed at 0.3 of the frame's resolution decodes at 1/2, upright and unconverted.
+    region = CropRegion(400, 300, 1200, 900, 1600, 1200, 240, 180)
+    photo, scale = _decode_for_region(str(path), info, region)
+    assert scale == pytest.approx(0.5)
+    assert photo.pixels.shape == (600, 800, 3)
+    assert photo.icc_profile == profile
+    expected = cv2.resize(stored, (800, 600), interpolation=cv2.INTER_AREA).astype(np.float32)
+    assert np.abs(photo.pixels.astype(np.float32) - expected).mean() < 3.0
