@@ -21,7 +21,7 @@ from .relight_shading import SETUPS, LightSetup, fit_shading_as_shot, shading
 
 log = logging.getLogger(__name__)
 
-# "Left" and "right" are camera left and right, as photographers say it: the sides of the image.
+# "Left" and "right" are camera left and right in the photographer's sense, so they name the sides of the image.
 LIGHTS: dict[str, str] = {
     "original": N_("As shot"),
     "natural": N_("Natural"),
@@ -42,7 +42,7 @@ DISPLAY_GAMMA = 2.2  # frames are treated as gamma-2.2 encoded; a gain g on line
 LUMA_WEIGHTS = (0.2126, 0.7152, 0.0722)
 HIGHLIGHT_KNEE = 0.85  # brightened values above this roll off towards 1 instead of clipping
 BODY_REACH = (1.3, 3.0)  # the light's effect fades from full to none between these head radii
-GAIN_SMOOTHING = 0.1  # Gaussian sigma on the gain, in face widths
+GAIN_SMOOTHING = 0.14  # Gaussian sigma on the gain, in face widths
 RIM_SMOOTHING = 0.01  # the same for rim highlights
 KEEP_DRAMA_MARGIN = 0.15  # a side-lit style ends at least this much (log, linear light) past the shot's ratio
 
@@ -149,9 +149,11 @@ def _face_log_gain(
     log_gain = log_gain.clamp(math.log(setup.min_gain), math.log(setup.max_gain))
 
     # 4. Keep only the broad light: fine gain structure around eyes, brows and nose reads as new geometry,
-    #    and the face mesh of the result would follow it. Rim highlights stay thin, added on top.
+    #    and the face mesh of the result would follow it. Rim highlights stay thin, added on top, and keep off
+    #    the inside of the face, where they would shift the mesh's outline.
     log_gain = gaussian_blur(log_gain[None], GAIN_SMOOTHING * face_width)[0]
     if bool((rim_shading > 0).any()):
+        rim_shading = rim_shading * (1 - torch.clamp(2 * maps.face_mask - 1, 0, 1))
         rim = gaussian_blur((rim_shading / front_shading)[None], RIM_SMOOTHING * face_width)[0]
         log_gain = log_gain + torch.log1p(rim)
 
@@ -163,6 +165,7 @@ def _face_log_gain(
     log_gain = log_gain * strength
 
     # 6. Where the new light acts: with a matte the head, fading over neck and shoulders; else the face only.
+    # NOTE: without a matte the rim styles barely show, because their highlights sit outside the face.
     face_inside = torch.clamp(2 * maps.face_mask - 1, 0, 1)
     if matte is not None:
         start, end = BODY_REACH
@@ -194,8 +197,9 @@ def _cheek_luma_ratio(values: torch.Tensor, maps: HeadMaps) -> torch.Tensor:
 def _target_cheek_ratio(crop: torch.Tensor, log_shading_new: torch.Tensor, maps: HeadMaps, setup: LightSetup) -> float:
     """Return the cheek ratio (log, linear light) the style should end at.
 
-    It is the new light's own ratio on equal skin; a style with its key to one side ends at no less than its
-    minimum lighting ratio nor below the shot's ratio towards that side. `even_out` pulls towards even cheeks.
+    It is the new light's own ratio on equal skin. A style with its key to one side ends at no less than its
+    minimum lighting ratio, and never below the shot's ratio towards that side. `even_out` pulls towards even
+    cheeks.
     """
     left, right = maps.cheeks
     if not bool(left.any()) or not bool(right.any()):
@@ -215,7 +219,7 @@ def _cheek_balance(relit: torch.Tensor, maps: HeadMaps, target: float) -> torch.
     """Return a log gain that brings the cheeks of `relit` to the target ratio.
 
     The correction is a smooth step across the face (flat beyond the cheeks), so it reads as a broader source
-    on one side, not as a patch; it is limited to a factor of 2 either way.
+    on one side, not as a patch. Each call corrects by at most a factor of 2 either way.
     """
     left, right = maps.cheeks
     if not bool(left.any()) or not bool(right.any()):

@@ -1,7 +1,7 @@
 """Surface normals and depth of a head for relighting, built from the 478-point face mesh and the person matte.
 
 Maps are made on a reduced "working grid" that covers one head: the mesh gives normals and depth inside the
-face, an ellipsoid stands in for the rest of the head, and the blurred matte gives soft normals for hair, neck
+face, an ellipsoid models the rest of the head, and the blurred matte gives soft normals for hair, neck
 and shoulders. Camera coordinates throughout: X to the image right, Y up, Z towards the camera.
 """
 
@@ -32,7 +32,7 @@ CHEEK_OUTLINES = (
 
 @dataclass
 class HeadFrame:
-    """Where the head sits on the working grid: an ellipse turned by the face's roll, plus the grid mapping."""
+    """Placement of the head on the working grid: an ellipse turned by the face's roll, plus the grid mapping."""
 
     crop: tuple[int, int, int, int]  # x0, y0, x1, y1 in image pixels
     scale: float  # working pixels per image pixel
@@ -172,7 +172,7 @@ def vertex_normals(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 def rasterize_mesh(points: np.ndarray, grid_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rasterize the mesh: per-pixel normal (h, w, 3), camera depth (h, w) and coverage (h, w) bool.
 
-    Triangles are drawn far to near, so the nearest surface wins where the face turns away; values inside
+    Triangles are drawn far to near, so the nearest surface wins where the face turns away. Values inside
     a triangle are interpolated barycentrically from its vertices.
     """
     height, width = grid_size

@@ -68,22 +68,22 @@ def _mirrored(setup: LightSetup) -> LightSetup:
 # The "-left" setups put the key on camera left (the image's left side); "-right" setups are their mirror images.
 _REMBRANDT_LEFT = LightSetup(
     lights=(Light(-50, 40, 1.0, wrap=0.15, casts_shadows=True), Light(30, 5, 0.16, wrap=0.5)),
-    ambient=0.05,
-    exposure=1.05,
-    min_lighting_ratio=2.5,
+    ambient=0.12,
+    exposure=0.9,
+    min_lighting_ratio=2.2,
 )
 _LOOP_LEFT = LightSetup(
     lights=(Light(-35, 30, 1.0, wrap=0.2, casts_shadows=True), Light(25, 5, 0.22, wrap=0.5)),
-    ambient=0.07,
-    exposure=1.05,
-    min_lighting_ratio=2.0,
+    ambient=0.17,
+    exposure=0.9,
+    min_lighting_ratio=1.8,
 )
 _SPLIT_LEFT = LightSetup(
     lights=(Light(-90, 10, 1.0, wrap=0.1, casts_shadows=True), Light(60, 0, 0.06, wrap=0.5)),
-    ambient=0.04,
-    exposure=1.05,
-    min_gain=0.12,
-    min_lighting_ratio=4.0,
+    ambient=0.1,
+    exposure=0.9,
+    min_gain=0.15,
+    min_lighting_ratio=3.0,
 )
 _RIM_LEFT = LightSetup(
     lights=(Light(-140, 15, 3.0, wrap=0.05), Light(0, 15, 0.45, wrap=0.6)),
@@ -96,8 +96,8 @@ SETUPS: dict[str, LightSetup] = {
         lights=(Light(0, 25, 1.0, wrap=0.6), Light(0, -5, 0.45, wrap=0.6)),
         ambient=0.25,
         exposure=1.05,
-        max_gain=2.2,
-        min_gain=0.5,
+        max_gain=3.5,
+        min_gain=0.4,
         anchor_quantile=0.5,
         even_out=1.0,
     ),
@@ -107,7 +107,7 @@ SETUPS: dict[str, LightSetup] = {
     "loop-right": _mirrored(_LOOP_LEFT),
     "butterfly": LightSetup(
         lights=(Light(0, 45, 1.0, wrap=0.2, casts_shadows=True), Light(0, -25, 0.22, wrap=0.5)),
-        ambient=0.08,
+        ambient=0.2,
         exposure=1.05,
     ),
     "split-left": _SPLIT_LEFT,
@@ -125,8 +125,8 @@ def wrapped_lambert(cosine: torch.Tensor, wrap: float) -> torch.Tensor:
 def cast_shadow(maps: HeadMaps, direction: torch.Tensor, face_width: float) -> torch.Tensor:
     """Return how much each pixel is hidden from a light, 0..1, by marching towards it over the depth map.
 
-    Only the face casts shadows worth drawing (nose, brow, chin); the march reaches a third of the face width
-    and the result is blurred as a medium-sized source would blur it.
+    Only the face casts shadows worth drawing (nose, brow, chin), so the march reaches a third of the face
+    width. The result is blurred as a medium-sized source would blur it.
     """
     horizontal = math.hypot(float(direction[0]), float(direction[1]))
     if horizontal < 0.05 or float(direction[2]) <= 0:
@@ -141,7 +141,7 @@ def cast_shadow(maps: HeadMaps, direction: torch.Tensor, face_width: float) -> t
     depth = maps.depth
     height, width = depth.shape
 
-    # 2. March: a pixel is shadowed where the surface ahead stands above the ray; pad with "far behind".
+    # 2. March: a pixel is in shadow where the surface ahead rises above the ray. Outside the grid is far behind.
     pad = int(math.ceil(reach)) + 1
     floor = float(depth.min())
     padded = torch.nn.functional.pad(depth[None, None], (pad, pad, pad, pad), value=floor)[0, 0]
