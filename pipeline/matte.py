@@ -8,13 +8,12 @@ hair strands follow the picture.
 from __future__ import annotations
 
 import math
-import threading
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .faces import CHIN, LEFT_FACE_EDGE, RIGHT_FACE_EDGE, Face
+from .models import shared_segmenter
 
 SEGMENTATION_LONG_SIDE = 512  # the model itself works at 256×256, so more only costs time
 WORK_LONG_SIDE = 1024  # where the guided filter fits its colour model
@@ -30,10 +29,6 @@ MIN_PART_AREA = 0.2  # a detached blob is kept when it has this fraction of the 
 SKULL_WIDTH, SKULL_HEIGHT = 0.92, 0.85
 ALPHA_FLOOR, ALPHA_CEILING = 0.02, 0.98  # snapped to 0 and 1, so a replaced backdrop stays clean
 BAND_TILE = 8  # working pixels per side of the tiles that cover the subject's edge at full resolution
-
-_segmenter = None
-_segmenter_lock = threading.Lock()
-
 
 def person_matte(image: torch.Tensor, faces: list[Face] | None = None) -> torch.Tensor:
     """Return the matte (1, H, W) of the people in `image` (3, H, W): 1 on the subject, 0 on the backdrop.
@@ -106,10 +101,12 @@ def _apply_coefficients(coefficients: torch.Tensor, colour: torch.Tensor) -> tor
 
 
 def band_rectangles(band: torch.Tensor, full_size: tuple[int, int], tile: int = BAND_TILE) -> list[tuple[int, int, int, int]]:
-    """Return full-resolution boxes (top, bottom, left, right) covering the True pixels of a small mask (h, w).
+    """Return disjoint full-resolution boxes (top, bottom, left, right) covering the True pixels of a small mask (h, w).
 
     The small mask is cut into tiles of `tile` pixels; each row of tiles gives one box per run of marked
-    tiles, grown by two full-resolution pixels so interpolation at a box's edge reads real neighbours.
+    tiles. A full-resolution pixel belongs to the small pixel that nearest-neighbour enlarging takes it
+    from, so the boxes tile the frame without overlap: work done box by box, such as adding a light wrap,
+    is done once per pixel.
     """
     small_height, small_width = band.shape
     height, width = full_size
@@ -117,7 +114,12 @@ def band_rectangles(band: torch.Tensor, full_size: tuple[int, int], tile: int = 
     columns_of_tiles = math.ceil(small_width / tile)
     padded = F.pad(band[None, None].float(), (0, columns_of_tiles * tile - small_width, 0, rows_of_tiles * tile - small_height))
     marked = (F.max_pool2d(padded, kernel_size=tile)[0, 0] > 0).cpu().numpy()
-    scale_y, scale_x = height / small_height, width / small_width
+
+    def full_row(small_row: int) -> int:
+        return min(height, math.ceil(min(small_row, small_height) * height / small_height))
+
+    def full_column(small_column: int) -> int:
+        return min(width, math.ceil(min(small_column, small_width) * width / small_width))
 
     boxes = []
     for tile_row in range(rows_of_tiles):
@@ -127,12 +129,11 @@ def band_rectangles(band: torch.Tensor, full_size: tuple[int, int], tile: int = 
         breaks = np.flatnonzero(np.diff(columns) > 1)
         starts = np.concatenate([[columns[0]], columns[breaks + 1]])
         ends = np.concatenate([columns[breaks], [columns[-1]]]) + 1
-        top = max(0, math.floor(tile_row * tile * scale_y) - 2)
-        bottom = min(height, math.ceil((tile_row + 1) * tile * scale_y) + 2)
+        top, bottom = full_row(tile_row * tile), full_row((tile_row + 1) * tile)
         for start, end in zip(starts, ends):
-            left = max(0, math.floor(start * tile * scale_x) - 2)
-            right = min(width, math.ceil(end * tile * scale_x) + 2)
-            boxes.append((top, bottom, left, right))
+            left, right = full_column(int(start) * tile), full_column(int(end) * tile)
+            if bottom > top and right > left:
+                boxes.append((top, bottom, left, right))
     return boxes
 
 
@@ -290,21 +291,13 @@ def _fusion_blurs(foreground, background, alpha, radius):
 
 def _segment(image: torch.Tensor) -> torch.Tensor:
     """Run the selfie segmentation on a small 8-bit copy; return its probability (1, h, w) on the image's device."""
-    global _segmenter
     height, width = image.shape[-2:]
     scale = min(1.0, SEGMENTATION_LONG_SIDE / max(height, width))
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
     small = _resize(image[:3], size).clamp(0, 1).mul(255).round().to(torch.uint8)
     rgb = np.ascontiguousarray(small.permute(1, 2, 0).cpu().numpy())
 
-    with _segmenter_lock:
-        if _segmenter is None:
-            import mediapipe as mp
-
-            # The general model (256×256 input) draws hair and shoulders better than the landscape one.
-            _segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
-        result = _segmenter.process(rgb)
-    probability = torch.from_numpy(np.array(result.segmentation_mask, dtype=np.float32, copy=True))
+    probability = torch.from_numpy(shared_segmenter().person_mask(rgb))
     return probability[None].to(image.device)
 
 
