@@ -102,8 +102,8 @@ def main() -> int:
         frame = make_frame(folder)
         unit, cpu_unit = opencv_round_trip(frame, folder)
 
-        # 2. One variant, then four variants of the same frame (two backdrops × two crops), each job JOB_REPEATS times,
-        #    alternating; the lowest wall and CPU time of each count.
+        # 2. One variant, then four variants of the same frame (two backdrops × two crops). Each job runs
+        #    JOB_REPEATS times, alternating, and its lowest wall and CPU times count.
         warm_up(folder)
         one_runs, four_runs = [], []
         for attempt in range(JOB_REPEATS):

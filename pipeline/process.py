@@ -46,10 +46,10 @@ AS_SHOT = "original"  # the backdrop, light or crop name that keeps the frame as
 REGION_MARGIN = 0.02  # of the region's longer side
 REGION_MARGIN_MIN_PX = 8
 FULL_SIZE_SCALE = 0.9  # a working scale at or above this is rounded up to 1
-# The long side each crop is delivered at, at most; smaller frames keep their own resolution. Square and
-# portrait (2048×2048, 2048×2560) exceed what profile pages and social feeds show, the banner fills a QHD
-# screen's width (2560×1440), and classic prints 8×12 in at 300 dpi (2400×3600). Passport sizes are fixed
-# by their rules and the as-shot crop keeps every pixel of the frame.
+# The maximum long side of each crop as delivered; frames with less detail keep their own resolution.
+# Square and portrait (2048×2048, 2048×2560) are more than profile pages and social feeds display, the
+# banner fills a QHD screen's width (2560×1440), and classic prints 8×12 in at 300 dpi (2400×3600).
+# Passport sizes are fixed by their rules, and the as-shot crop keeps every pixel of the frame.
 MAX_OUTPUT_LONG_SIDE = {"square": 2048, "portrait": 2560, "banner": 2560, "classic": 3600}
 DCT_REDUCTIONS = (8, 4, 2)  # the JPEG decoder's own scale factors, 1/8 to 1/2
 PLANNING_LONG_SIDE = 512  # the small copy whose matte finds the top of the hair for crop planning
