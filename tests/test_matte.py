@@ -156,3 +156,63 @@ def test_decontaminate_keeps_solid_and_empty_pixels(astronaut_rgb):
     empty = (matte == 0).expand(3, -1, -1)
     assert torch.equal(estimate[solid], image[solid])
     assert torch.equal(estimate[empty], image[empty])
+
+
+def test_edge_boxes_are_disjoint_and_cover_the_band():
+    from pipeline.matte import band_rectangles
+
+    generator = torch.Generator().manual_seed(3)
+    band = torch.rand((137, 101), generator=generator) > 0.97
+    for full_size in [(1137, 910), (1300, 1000), (137, 101)]:
+        coverage = torch.zeros(full_size, dtype=torch.int32)
+        for top, bottom, left, right in band_rectangles(band, full_size):
+            coverage[top:bottom, left:right] += 1
+        enlarged = torch.nn.functional.interpolate(band[None, None].float(), size=full_size, mode="nearest")[0, 0] > 0
+        assert int(coverage.max()) == 1, full_size
+        assert bool((coverage[enlarged] == 1).all()), full_size
+
+
+def test_light_wrap_has_no_row_stripes_on_large_frame():
+    """A straight edge on a frame past the working size gets the same wrap on every row (no comb)."""
+    from pipeline.backdrops import composite
+
+    height, width = 1400, 1200
+    columns = torch.arange(width, dtype=torch.float32)
+    matte = ((700.5 - columns) / 3).clamp(0, 1).view(1, 1, -1).expand(1, height, width).contiguous()
+    skin = torch.tensor([0.9, 0.7, 0.6]).view(3, 1, 1).expand(3, height, width)
+    navy = torch.tensor([0.1, 0.32, 0.46]).view(3, 1, 1).expand(3, height, width).contiguous()
+
+    wrapped = composite(skin, matte, navy.clone(), light_wrap=0.3)
+    plain = composite(skin, matte, navy.clone(), light_wrap=0.0)
+
+    wrap = (wrapped - plain)[:, 200:1200, 680:702].abs().sum(0)
+    assert float(wrap.max()) > 0.01
+    row_to_row = (wrap[1:] - wrap[:-1]).abs().max()
+    print(f"largest row-to-row change of the wrap along a straight edge: {float(row_to_row):.5f}")
+    assert float(row_to_row) < 0.002
+
+
+def test_backdrop_colours_beside_the_head_are_dropped():
+    """A coarse mask reaching into a pale window block beside a dark head is lowered there, not on the head."""
+    from pipeline.matte import _drop_backdrop_colours
+
+    size = 400
+    rows, columns = np.mgrid[0:size, 0:size]
+    head = ((rows - 200) / 120) ** 2 + ((columns - 200) / 90) ** 2 <= 1
+    guide = np.empty((size, size, 3), np.float32)
+    guide[:] = (0.55, 0.25, 0.22)  # curtain
+    window = (columns // 12) % 3 != 0
+    guide[window & (rows < 360)] = (0.85, 0.9, 0.95)  # panes with dark mullions
+    guide[~window & (rows < 360)] = (0.2, 0.2, 0.22)
+    guide[head] = (0.35, 0.22, 0.16)
+    coarse = (((rows - 200) / 120) ** 2 + ((columns - 200) / 118) ** 2 <= 1).astype(np.float32)
+    faces_solid = np.zeros((size, size), np.float32)
+    faces_solid[150:260, 150:250] = 1
+
+    lowered = _drop_backdrop_colours(torch.from_numpy(guide).permute(2, 0, 1), torch.from_numpy(coarse)[None],
+                                     torch.from_numpy(faces_solid)[None], band=32.0, last_row=size)[0].numpy()
+
+    overreach = (coarse > 0.5) & ~head & window
+    print(f"mean mask on the overreaching panes: {lowered[overreach].mean():.3f}, on the head: {lowered[head].mean():.3f}")
+    assert lowered[overreach].mean() < 0.3
+    assert lowered[head].min() > 0.5
