@@ -30,6 +30,8 @@ SKULL_WIDTH, SKULL_HEIGHT = 0.92, 0.85
 ALPHA_FLOOR, ALPHA_CEILING = 0.02, 0.98  # snapped to 0 and 1, so a replaced backdrop stays clean
 BACKDROP_BAND = 0.04  # of the working long side: how far past the subject the segmentation may reach into backdrop
 PALETTE_SIZE = 12  # colour clusters for the local subject and backdrop colour histograms
+DECONTAMINATION_REACH = 0.25  # how far a decontaminated edge colour may move from the local subject colour
+DECONTAMINATION_CHROMA = 0.04  # how much more saturated than the local subject colour it may become
 BAND_TILE = 8  # working pixels per side of the tiles that cover the subject's edge at full resolution
 
 def person_matte(image: torch.Tensor, faces: list[Face] | None = None) -> torch.Tensor:
@@ -201,9 +203,25 @@ def decontaminate(image: torch.Tensor, matte: torch.Tensor) -> torch.Tensor:
         foreground_at, background_at = sampled[:3], sampled[3:]
         observed = colour[:, top:bottom, left:right]
         residual = observed - background_at - alpha * (foreground_at - background_at)
-        corrected = (foreground_at + alpha * residual).clamp_(0, 1)
+        corrected = _plausible_foreground(foreground_at + alpha * residual, foreground_at)
         result[:3, top:bottom, left:right] = torch.where(edge, corrected, observed)
     return result
+
+
+def _plausible_foreground(corrected: torch.Tensor, foreground: torch.Tensor) -> torch.Tensor:
+    """Keep a decontaminated colour near the local subject colour `foreground` (3, h, w), and no more saturated.
+
+    Where the backdrop estimate is off (a gold curtain behind pale hair), removing it overshoots into the
+    opposite hue: white hair turns cyan. The colour may move at most DECONTAMINATION_REACH from the local
+    subject colour, and its distance from grey may exceed the subject's own by DECONTAMINATION_CHROMA only.
+    """
+    corrected = foreground + (corrected - foreground).clamp(-DECONTAMINATION_REACH, DECONTAMINATION_REACH)
+    grey = corrected.mean(0, keepdim=True)
+    chroma = corrected - grey
+    allowed = (foreground - foreground.mean(0, keepdim=True)).norm(dim=0, keepdim=True) + DECONTAMINATION_CHROMA
+    length = chroma.norm(dim=0, keepdim=True)
+    chroma = chroma * (allowed / length.clamp_min(1e-6)).clamp(max=1.0)
+    return (grey + chroma).clamp_(0, 1)
 
 
 def guided_coefficients(
