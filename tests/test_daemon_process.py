@@ -166,8 +166,12 @@ def test_daemon_command_starts_in_background(daemon_home):
     finally:
         if discovery is not None:
             os.kill(discovery.pid, signal.SIGTERM)
+    # The discovery file goes before the last log line is written, so wait for both.
     deadline = time.monotonic() + 60
-    while read_discovery() is not None and time.monotonic() < deadline:
+    log_file = default_folders().log_file
+    while time.monotonic() < deadline and (
+        read_discovery() is not None or "daemon stopped" not in log_file.read_text(encoding="utf-8")
+    ):
         time.sleep(0.1)
 
     assert started.returncode == 0, started.stderr
