@@ -18,13 +18,20 @@ from pipeline.jobs import JobCanceled
 from pipeline.retouch import MAKEUP_PRESETS, RETOUCH_PRESETS, RetouchSettings, filters, retouch
 from pipeline.retouch.masks import FACE_OVAL, INNER_LIPS, OUTER_LIPS, RIGHT_CHEEK_APPLE, fill_polygons
 
-# Spots sit on cheek apples, cheeks, forehead and upper cheeks; texture is read on other cheek and
-# forehead points, away from every spot.
-SPOT_POINTS = (50, 280, 205, 425, 108, 337, 151, 118, 347)
-SPOT_RADII = (2, 3, 4, 5, 6, 2, 3, 4, 5)
-TEXTURE_POINTS = (101, 330, 123, 352, 67, 297)
-SPOT_COLOUR = np.array([120, 40, 40], dtype=np.float32)
-
+from retouch_checks import (
+    MAX_LANDMARK_SHIFT,
+    MAX_OUTSIDE_CHANGE,
+    MIN_CONTRAST_REDUCTION,
+    TEXTURE_KEPT_RANGE,
+    Figures,
+    darkened,
+    measure,
+    plant_spots,
+    scaled,
+    spot_contrasts,
+    sweep_cases,
+    texture_kept,
+)
 
 # ---------------------------------------------------------------- helpers
 
@@ -33,60 +40,11 @@ def load_portrait(name: str, shared_photos) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(shared_photos / name), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def plant_spots(rgb: np.ndarray, face, scale: int = 1) -> tuple[np.ndarray, list[tuple[float, float, int]]]:
-    """Blend dark-red spots (radius 2–6 px times `scale`, 50–70 % opacity, soft edge) onto mesh points."""
-    planted = rgb.astype(np.float32)
-    rows, columns = np.mgrid[: rgb.shape[0], : rgb.shape[1]]
-    spots = []
-    for index, (point, radius) in enumerate(zip(SPOT_POINTS, SPOT_RADII)):
-        x, y = face.landmarks[point, :2]
-        radius *= scale
-        distance = np.hypot(columns - x, rows - y)
-        opacity = 0.5 + 0.2 * (index % 2)
-        alpha = (opacity * np.clip((radius + scale - distance) / (2 * scale), 0, 1))[..., None]
-        planted = planted * (1 - alpha) + SPOT_COLOUR * alpha
-        spots.append((float(x), float(y), radius))
-    return np.clip(np.round(planted), 0, 255).astype(np.uint8), spots
-
-
-def spot_contrasts(rgb: np.ndarray, spots) -> np.ndarray:
-    """Return each spot's contrast: the colour distance between its disk mean and its surrounding ring mean."""
-    rows, columns = np.mgrid[: rgb.shape[0], : rgb.shape[1]]
-    pixels = rgb.astype(np.float32)
-    contrasts = []
-    for x, y, radius in spots:
-        distance = np.hypot(columns - x, rows - y)
-        spot = pixels[distance <= radius].mean(axis=0)
-        ring = pixels[(distance >= radius + 2) & (distance <= radius + 5)].mean(axis=0)
-        contrasts.append(np.linalg.norm(spot - ring))
-    return np.array(contrasts)
-
-
-def texture_energy(rgb: np.ndarray, face, spots) -> float:
-    """Return the mean band-pass energy (difference of Gaussians, sigma 1 vs 3) in skin patches away from spots."""
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    band = cv2.GaussianBlur(gray, (0, 0), 1) - cv2.GaussianBlur(gray, (0, 0), 3)
-    rows, columns = np.mgrid[: gray.shape[0], : gray.shape[1]]
-    patches = np.zeros(gray.shape, dtype=bool)
-    for point in TEXTURE_POINTS:
-        x, y = face.landmarks[point, :2]
-        patches |= np.hypot(columns - x, rows - y) < 0.08 * face.eye_distance
-    for x, y, radius in spots:
-        patches &= np.hypot(columns - x, rows - y) > radius + 8
-    return float((band[patches] ** 2).mean())
-
-
 def outside_face(shape, face) -> np.ndarray:
     """Return where hair, clothes and backdrop are: beyond the mesh's face oval grown by a quarter eye distance."""
     oval = fill_polygons(shape, [face.landmarks[list(FACE_OVAL), :2]])
     size = 2 * int(0.25 * face.eye_distance) + 1
     return cv2.dilate(oval, np.ones((size, size), np.uint8)) == 0
-
-
-def landmark_shift(before, after) -> float:
-    """Return the mean landmark movement in percent of the eye distance."""
-    movement = np.hypot(*(after.landmarks[:, :2] - before.landmarks[:, :2]).T)
-    return float(movement.mean() / before.eye_distance * 100)
 
 
 def run(rgb: np.ndarray, faces, settings: RetouchSettings) -> np.ndarray:
@@ -103,79 +61,74 @@ def astronaut(astronaut_rgb, finder):
     return astronaut_rgb, finder.find(astronaut_rgb)[0]
 
 
-@pytest.fixture(scope="module", params=["biden2.jpg", "obama.jpg"])
-def portrait(request, shared_photos, finder):
-    rgb = load_portrait(request.param, shared_photos)
-    faces = finder.find(rgb)
-    assert faces and faces[0].landmarks is not None
-    return request.param, rgb, faces[0]
+def assert_acceptance(figures: Figures) -> None:
+    """Assert the outside checker's four limits, each on its own."""
+    print(figures.row())
+    assert figures.contrast_reduction.min() >= MIN_CONTRAST_REDUCTION, figures.contrast_reduction
+    assert TEXTURE_KEPT_RANGE[0] <= figures.texture_kept <= TEXTURE_KEPT_RANGE[1], figures.texture_kept
+    assert figures.outside_change < MAX_OUTSIDE_CHANGE, figures.outside_change
+    assert figures.landmark_shift <= MAX_LANDMARK_SHIFT, figures.landmark_shift
 
 
 # ---------------------------------------------------------------- acceptance on real portraits
 
 
-def check_natural_retouch(rgb, face, finder) -> dict:
-    planted, spots = plant_spots(rgb, face)
-    retouched = run(planted, [face], RetouchSettings.preset("natural"))
-
-    contrast_reduction = 1 - spot_contrasts(retouched, spots) / spot_contrasts(planted, spots)
-    texture_kept = texture_energy(retouched, face, spots) / texture_energy(planted, face, spots)
-    outside = outside_face(rgb.shape[:2], face)
-    outside_mad = float(np.abs(retouched.astype(np.float32) - planted)[outside].mean())
-
-    clean_retouched = run(rgb, [face], RetouchSettings.preset("natural"))
-    shift = landmark_shift(face, finder.find(clean_retouched)[0])
-    return {
-        "contrast_reduction": contrast_reduction,
-        "texture_kept": texture_kept,
-        "outside_mad": outside_mad,
-        "landmark_shift": shift,
-    }
-
-
-def assert_acceptance(figures: dict) -> None:
-    assert figures["contrast_reduction"].mean() >= 0.75, figures["contrast_reduction"]
-    assert figures["contrast_reduction"].min() >= 0.5, figures["contrast_reduction"]
-    assert 0.4 <= figures["texture_kept"] <= 0.9
-    assert figures["outside_mad"] < 1.0
-    assert figures["landmark_shift"] < 1.5
-
-
-def test_natural_preset_on_portrait(portrait, finder):
-    name, rgb, face = portrait
-    figures = check_natural_retouch(rgb, face, finder)
-    print(name, {key: np.round(value, 3) for key, value in figures.items()})
+@pytest.mark.parametrize(("name", "layout"), [("biden2.jpg", "A"), ("obama.jpg", "B"), ("obama-1080p.jpg", "A")])
+def test_natural_preset_on_portrait(name, layout, shared_photos, finder):
+    figures = measure(name, load_portrait(name, shared_photos), finder, layout)
+    assert figures is not None
     assert_acceptance(figures)
 
 
-def test_natural_preset_on_astronaut(astronaut):
-    rgb, face = astronaut
-    planted, spots = plant_spots(rgb, face)
-    retouched = run(planted, [face], RetouchSettings.preset("natural"))
+def test_natural_preset_on_large_frame(shared_photos, finder):
+    # Eyes about 415 px apart: skin work runs at half size, so 2-px spots are found at full size.
+    rgb = scaled(load_portrait("biden2.jpg", shared_photos), 2.2)
+    figures = measure("biden2 x2.2", rgb, finder, "A")
+    assert figures.eye_distance > 400
+    assert_acceptance(figures)
 
-    # The astronaut's face is small (eyes 43 px apart), so a 6 px spot is a large one. The cheek spots
-    # must go. The forehead ones touch the fringe and are not required.
-    cheek_spots = [0, 1, 2, 3]
-    reduction = 1 - spot_contrasts(retouched, spots) / spot_contrasts(planted, spots)
-    assert reduction[cheek_spots].mean() >= 0.75
-    outside = outside_face(rgb.shape[:2], face)
-    assert np.abs(retouched.astype(np.float32) - planted)[outside].mean() < 1.0
-    texture_kept = texture_energy(retouched, face, spots) / texture_energy(planted, face, spots)
-    assert 0.4 <= texture_kept <= 1.0
+
+def test_natural_preset_on_dark_skin(shared_photos, finder):
+    rgb = load_portrait("obama.jpg", shared_photos)
+    figures = measure("obama dark", darkened(rgb, finder.find(rgb)[0]), finder, "A")
+    assert_acceptance(figures)
+
+
+def test_natural_preset_on_small_face(astronaut, finder):
+    # Eyes 43 px apart: a 6-px spot is a seventh of the eye distance and spots crowd each other.
+    # NOTE: single spots here keep up to half their contrast; the mean is held to the limit.
+    rgb, _ = astronaut
+    figures = measure("astronaut", rgb, finder, "A")
+    print(figures.row())
+    assert figures.contrast_reduction.mean() >= MIN_CONTRAST_REDUCTION, figures.contrast_reduction
+    assert figures.contrast_reduction.min() >= 0.4, figures.contrast_reduction
+    assert TEXTURE_KEPT_RANGE[0] <= figures.texture_kept <= TEXTURE_KEPT_RANGE[1]
+    assert figures.outside_change < MAX_OUTSIDE_CHANGE
+    assert figures.landmark_shift <= MAX_LANDMARK_SHIFT
+
+
+@pytest.mark.slow
+def test_natural_preset_full_sweep(shared_photos, finder):
+    failures = []
+    for name, rgb in sweep_cases(shared_photos, finder):
+        for layout in ("A", "B"):
+            figures = measure(f"{name} [{layout}]", rgb, finder, layout)
+            if figures is not None and figures.failures():
+                failures.append(f"{figures.name}: {', '.join(figures.failures())}")
+    assert not failures, failures
 
 
 def test_studio_and_glamour_keep_texture(shared_photos, finder):
     rgb = load_portrait("biden2.jpg", shared_photos)
     face = finder.find(rgb)[0]
     planted, spots = plant_spots(rgb, face)
-    original = texture_energy(planted, face, spots)
-    texture_kept = {
-        name: texture_energy(run(planted, [face], RetouchSettings.preset(name)), face, spots) / original
+    texture = {
+        name: texture_kept(planted, run(planted, [face], RetouchSettings.preset(name)), face, spots, "A")
         for name in ("natural", "studio", "glamour")
     }
-    assert texture_kept["natural"] > texture_kept["studio"]
-    assert texture_kept["studio"] > texture_kept["glamour"]
-    assert texture_kept["glamour"] >= 0.3
+    assert texture["natural"] > texture["studio"]
+    assert texture["studio"] > texture["glamour"]
+    assert texture["glamour"] >= 0.3
 
 
 # ---------------------------------------------------------------- contract
@@ -319,15 +272,15 @@ def test_makeup_tints_lips_and_cheeks(astronaut):
 
 
 def test_downsampled_working_size_heals_spots(astronaut, monkeypatch):
-    # Force the path taken by large frames: skin work at half size, the change upsampled.
+    # Force the path taken by large frames: skin work at half size, the smallest spots healed at full size.
     monkeypatch.setattr(retouch_module, "WORK_EYE_DISTANCE", 20.0)
     rgb, face = astronaut
     large = cv2.resize(rgb, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
     large_face = face.scaled(2.0)
-    planted, spots = plant_spots(large, large_face, scale=2)
+    planted, spots = plant_spots(large, large_face)
     retouched = run(planted, [large_face], RetouchSettings(blemish_healing=1.0, skin_smoothing=0.5))
     reduction = 1 - spot_contrasts(retouched, spots) / spot_contrasts(planted, spots)
-    assert reduction[:4].mean() >= 0.6
+    assert reduction.mean() >= MIN_CONTRAST_REDUCTION, reduction
     outside = outside_face(large.shape[:2], large_face)
     assert np.abs(retouched.astype(np.float32) - planted)[outside].mean() < 1.0
 
@@ -340,6 +293,9 @@ def test_filters_torch_path_matches_opencv():
     image = torch.rand((2, 40, 53), generator=generator)
     assert torch.allclose(filters._torch_blur(image, 1.7), filters._opencv_blur(image, 1.7), atol=1e-4)
     assert torch.equal(filters._torch_dilate(image, 3), filters.dilate(image, 3))
+    for direction in filters.LINE_DIRECTIONS + ((-1, 0), (0, -1), (-1, -1), (-1, 1)):
+        expected = filters.half_line_maximum(image, 4, direction)
+        assert torch.equal(filters._torch_half_line_maximum(image, 4, direction), expected)
     for direction in filters.LINE_DIRECTIONS:
         for maximum in (True, False):
             expected = filters._line_extreme(image, 4, direction, maximum)

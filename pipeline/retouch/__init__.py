@@ -20,10 +20,11 @@ from ..jobs import JobCanceled
 from . import filters
 from .eyes import retouch_eyes
 from .makeup import apply_makeup
-from .masks import FaceGeometry, skin_masks
+from .masks import FaceGeometry, SkinMasks, skin_masks
 from .presets import MAKEUP_PRESETS, RETOUCH_PRESETS, RetouchSettings
 from .skin import SkinScales, even_skin, heal_blemishes
 from .teeth import whiten_teeth
+from .texture import keep_fine_texture
 
 __all__ = ["MAKEUP_PRESETS", "RETOUCH_PRESETS", "RetouchSettings", "face_region", "retouch"]
 
@@ -31,6 +32,12 @@ log = logging.getLogger(__name__)
 
 # Skin work is done at a size where the eyes are at least this many pixels apart (and under twice that).
 WORK_EYE_DISTANCE = 200.0
+
+# Pore texture at full resolution, in pixels: what a spot healed there borrows from beside it.
+SMALL_SPOT_TEXTURE_SIGMA = 1.5
+
+# Share of the finest texture (1–3 px) taken away at full smoothing strength; the rest stays.
+FINE_TEXTURE_SMOOTHING = 0.65
 
 # The face region around the mesh, in eye distances: sides (ears), top (forehead), bottom (neck).
 REGION_SIDE, REGION_TOP, REGION_BOTTOM = 0.35, 0.55, 1.0
@@ -108,17 +115,24 @@ def _retouch_face(image, face, settings, person_matte, should_stop) -> None:
     )
     full_geometry = FaceGeometry(points=face.landmarks[:, :2] - origin - 0.5, eye_distance=face.eye_distance)
 
-    # 2. Skin and make-up at working size, in YCbCr.
-    # NOTE: on frames downsampled here (eyes 400 px or more apart), a spot under about two
-    # full-resolution pixels per working pixel of radius is not found, so the tiniest spots stay.
+    # 2. Blemishes. Spots too small to survive the downsampling (a radius under about two
+    #    working pixels) are healed at full resolution, the rest at working size.
     ycc = filters.rgb_to_ycc(work)
     masks = skin_masks(ycc, geometry, matte)
     scales = SkinScales.for_face(geometry.eye_distance)
-    retouched = ycc
     if settings.blemish_healing > 0:
-        retouched = heal_blemishes(retouched, masks, scales, settings.blemish_healing)
+        if factor > 1:
+            _heal_small_spots(crop, masks, scales, factor, settings.blemish_healing)
+            ycc = filters.rgb_to_ycc(filters.downsample(crop, factor))
+        healed, _ = heal_blemishes(ycc, masks, scales, settings.blemish_healing)
+        _add_upsampled(crop, filters.ycc_to_rgb(healed - ycc), factor)
+        ycc = healed
     if should_stop is not None and should_stop():
         raise JobCanceled()
+
+    # 3. Skin and make-up at working size, in YCbCr; the change is upsampled and added.
+    healed_luma = filters.luma(crop)
+    retouched = ycc
     if max(settings.skin_smoothing, settings.redness, settings.color_cast, settings.under_eye) > 0:
         retouched = even_skin(
             retouched, masks, scales, settings.skin_smoothing, settings.redness, settings.color_cast,
@@ -126,16 +140,57 @@ def _retouch_face(image, face, settings, person_matte, should_stop) -> None:
         )
     if max(settings.lip_tint, settings.blush) > 0:
         retouched = apply_makeup(retouched, masks, geometry, settings.lip_tint, settings.blush)
+    _add_upsampled(crop, filters.ycc_to_rgb(retouched - ycc), factor)
 
-    # 3. Add the change, upsampled, to the full-resolution region: only its non-zero box is resized.
-    change = filters.ycc_to_rgb(retouched - ycc)
-    _add_upsampled(crop, change, factor)
+    # 4. Whatever the working size did to the finest texture, set it to its share of the healed skin's.
+    if settings.skin_smoothing > 0:
+        keep_fine_texture(
+            crop, healed_luma, _to_full_size(masks.skin, factor, crop.shape[-2:]),
+            1.0 - FINE_TEXTURE_SMOOTHING * settings.skin_smoothing,
+        )
 
-    # 4. Eyes and teeth at full resolution.
+    # 5. Eyes and teeth at full resolution.
     if settings.eye_whites > 0 or settings.iris_contrast > 0:
         retouch_eyes(crop, full_geometry, settings.eye_whites, settings.iris_contrast)
     if settings.teeth_whitening > 0:
         whiten_teeth(crop, full_geometry, settings.teeth_whitening)
+
+
+def _to_full_size(mask: torch.Tensor, factor: int, size) -> torch.Tensor:
+    return mask if factor == 1 else filters.upsample(mask, tuple(size))
+
+
+def _heal_small_spots(crop: torch.Tensor, masks: SkinMasks, scales: SkinScales, factor: int, strength: float) -> None:
+    """Heal spots of up to about two working pixels' radius in `crop` (full resolution, RGB) in place."""
+    # 1. The box around the blemish zone, and the masks brought to full resolution inside it.
+    zone = masks.blemish_zone[0] > 0
+    if not bool(zone.any()):
+        return
+    rows = torch.nonzero(zone.any(dim=1)).flatten()
+    columns = torch.nonzero(zone.any(dim=0)).flatten()
+    top, bottom = int(rows[0]) * factor, (int(rows[-1]) + 1) * factor
+    left, right = int(columns[0]) * factor, (int(columns[-1]) + 1) * factor
+
+    def full_size(mask: torch.Tensor) -> torch.Tensor:
+        box = mask[:, top // factor : bottom // factor, left // factor : right // factor]
+        return (filters.upsample(box, (bottom - top, right - left)) > 0.5).float()
+
+    full_masks = SkinMasks(
+        skin=full_size(masks.skin), support=full_size(masks.support), blemish_zone=full_size(masks.blemish_zone),
+        spot_support=full_size(masks.spot_support), spot_reach=full_size(masks.spot_reach),
+        samples=full_size(masks.samples),
+        under_eye=full_size(masks.under_eye),
+    )
+    full_scales = SkinScales(
+        texture_sigma=SMALL_SPOT_TEXTURE_SIGMA, mid_sigma=scales.mid_sigma * factor,
+        broad_sigma=scales.broad_sigma * factor, blemish_radius=2 * factor + 2,
+    )
+
+    # 2. Heal in YCbCr and put the change back.
+    patch = crop[:, top:bottom, left:right]
+    ycc = filters.rgb_to_ycc(patch)
+    healed, _ = heal_blemishes(ycc, full_masks, full_scales, strength, searches=1)
+    patch.add_(filters.ycc_to_rgb(healed - ycc)).clamp_(0.0, 1.0)
 
 
 def _add_upsampled(crop: torch.Tensor, change: torch.Tensor, factor: int) -> None:

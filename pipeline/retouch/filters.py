@@ -18,6 +18,9 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 CB_SCALE = 0.5 / (1.0 - LUMA_WEIGHTS[2])
 CR_SCALE = 0.5 / (1.0 - LUMA_WEIGHTS[0])
 
+# Share of a blur's window that must hold weight before `fill_from_surroundings` trusts it.
+FILL_MIN_WEIGHT = 0.3
+
 # Above this sigma a blur runs on a downsampled copy and is upsampled again.
 DIRECT_BLUR_MAX_SIGMA = 6.0
 
@@ -42,6 +45,27 @@ def masked_blur(image: torch.Tensor, weight: torch.Tensor, sigma: float) -> torc
     stacked = torch.cat([image * weight, weight], dim=0)
     blurred = gaussian_blur(stacked, sigma)
     return blurred[:-1] / blurred[-1:].clamp_min(1e-4)
+
+
+def fill_from_surroundings(image: torch.Tensor, weight: torch.Tensor, max_sigma: float) -> torch.Tensor:
+    """Return `image` averaged from the nearest pixels where `weight` is high, at every pixel.
+
+    Masked blurs of doubling sigma are stacked: a pixel takes the finest one whose
+    neighbourhood holds enough weight, so a hole is filled from its own rim, as
+    inpainting does, and a wide hole reaches further out than a narrow one.
+    """
+    result = torch.zeros_like(image)
+    remaining = torch.ones_like(weight)
+    sigma = 1.0
+    while True:
+        stacked = gaussian_blur(torch.cat([image * weight, weight], dim=0), sigma)
+        estimate = stacked[:-1] / stacked[-1:].clamp_min(1e-4)
+        if sigma >= max_sigma:
+            return result + remaining * estimate
+        confidence = (stacked[-1:] / FILL_MIN_WEIGHT).clamp(0.0, 1.0)
+        result = result + remaining * confidence * estimate
+        remaining = remaining * (1.0 - confidence)
+        sigma *= 2.0
 
 
 def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
@@ -87,6 +111,36 @@ LINE_DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))
 def line_closing(image: torch.Tensor, radius: int, direction: tuple[int, int]) -> torch.Tensor:
     """Close with a line of 2·radius+1 pixels: fills dark features shorter than it along `direction`."""
     return _line_extreme(_line_extreme(image, radius, direction, maximum=True), radius, direction, maximum=False)
+
+
+def half_line_maximum(image: torch.Tensor, radius: int, direction: tuple[int, int]) -> torch.Tensor:
+    """Return, at every pixel, the maximum of the `radius` pixels after it along `direction`; beyond the border counts as -inf."""
+    if image.device.type == "cpu":
+        import cv2
+
+        size = 2 * radius + 1
+        kernel = np.zeros((size, size), dtype=np.uint8)
+        for step in range(1, radius + 1):
+            kernel[radius + step * direction[0], radius + step * direction[1]] = 1
+        planes = image.contiguous().numpy()
+        border = float(np.finfo(np.float32).min)
+        return torch.from_numpy(np.stack([
+            cv2.dilate(plane, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=border) for plane in planes
+        ]))
+    return _torch_half_line_maximum(image, radius, direction)
+
+
+def _torch_half_line_maximum(image: torch.Tensor, radius: int, direction: tuple[int, int]) -> torch.Tensor:
+    row_step, column_step = direction
+    pad_rows, pad_columns = radius * abs(row_step), radius * abs(column_step)
+    lowest = torch.finfo(image.dtype).min
+    padded = F.pad(image.unsqueeze(0), (pad_columns, pad_columns, pad_rows, pad_rows), value=lowest)[0]
+    height, width = image.shape[-2:]
+    result = torch.full_like(image, lowest)
+    for step in range(1, radius + 1):
+        top, left = pad_rows + step * row_step, pad_columns + step * column_step
+        result = torch.maximum(result, padded[:, top : top + height, left : left + width])
+    return result
 
 
 def line_opening(image: torch.Tensor, radius: int, direction: tuple[int, int]) -> torch.Tensor:

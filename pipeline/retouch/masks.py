@@ -27,10 +27,26 @@ NOSTRILS = (64, 219, 218, 237, 44, 1, 274, 457, 438, 439, 294, 327, 326, 2, 97, 
 # The band between the lower lid and the top of the cheek, where dark circles sit.
 RIGHT_UNDER_EYE = (130, 25, 110, 24, 23, 22, 26, 112, 243, 245, 128, 121, 120, 119, 118, 117, 111, 35)
 LEFT_UNDER_EYE = (359, 255, 339, 254, 253, 252, 256, 341, 463, 465, 357, 350, 349, 348, 347, 346, 340, 265)
+# The jaw line from ear to ear under the chin.
 CHIN_LINE = (132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361)
 
 # Alar creases beside the nostrils: dark grooves that spot healing must leave alone.
 ALAR_CREASE_POINTS = (64, 48, 294, 278)
+# The nose: bridge, tip, wings and nostrils (the points of mediapipe's FACEMESH_NOSE contour).
+NOSE_POINTS = (1, 2, 4, 5, 6, 19, 45, 48, 64, 94, 97, 98, 115, 168, 195, 197, 220, 275, 278, 294, 326, 327, 344, 440)
+# Folds from the nose's wing past the mouth's corner.
+NASOLABIAL_FOLDS = ((129, 203, 206, 216, 57, 43), (358, 423, 426, 436, 287, 273))
+
+# How far spot healing keeps from each feature, in eye distances. Forehead spots sit close
+# above the brows and cheek spots about a quarter eye distance below the eyes.
+SPOT_MARGIN_EYES = 0.12
+SPOT_MARGIN_BROWS = 0.04
+SPOT_MARGIN_LIPS = 0.12
+SPOT_MARGIN_NOSTRILS = 0.08
+SPOT_MARGIN_NOSE = 0.04
+SPOT_MARGIN_FOLDS = 0.06
+SPOT_MARGIN_JAW = 0.12
+SPOT_MARGIN_OUTLINE = 0.03
 
 # Mesh points whose surroundings are plain skin on nearly every face: cheek apples, cheeks, forehead.
 SKIN_SAMPLE_POINTS = (50, 280, 205, 425, 108, 151, 337)
@@ -64,6 +80,8 @@ class SkinMasks:
     skin: torch.Tensor  # soft 0..1: where skin retouching is blended in
     support: torch.Tensor  # 0 or 1: the skin pixels that skin averages draw from
     blemish_zone: torch.Tensor  # 0 or 1: where a spot may be healed (skin away from features)
+    spot_support: torch.Tensor  # 0 or 1: `support` with spot-sized holes filled (a dark spot is not skin-coloured)
+    spot_reach: torch.Tensor  # 0 or 1: where a spot seeded in `blemish_zone` may extend to (skin off the features)
     samples: torch.Tensor  # 0 or 1: plain skin on cheeks and forehead, for reference statistics
     under_eye: torch.Tensor  # soft 0..1
 
@@ -159,25 +177,99 @@ def skin_masks(
     # 4. Soft blend masks; the extension fades in with the likelihood.
     feather_sigma = max(1.0, 0.02 * eye_distance)
     skin = feather(support, feather_sigma) * torch.where(oval > 0, likelihood.clamp_min(0.6), likelihood)
-    # Near the oval's edge hair can reach into the face (a fringe, sideburns): there a spot is
-    # healed only where the colour is typical skin. Closing fills the holes spots punch in it.
-    spot_radius = max(9, round(0.045 * eye_distance))
-    typical_skin = filters.closing((typical_skin > 0.5).float(), spot_radius)
-    oval_edge = oval - filters.erode(oval, round(0.3 * eye_distance))
-    # Stray brow hairs and the alar creases are not spots either.
-    alar_creases = to_mask(fill_disks(shape, geometry.polygon(ALAR_CREASE_POINTS), 0.15 * eye_distance))
-    brows = to_mask(fill_polygons(
-        shape, [geometry.polygon(RIGHT_BROW), geometry.polygon(LEFT_BROW)], round(0.1 * eye_distance)
-    ))
-    not_spots = torch.maximum(alar_creases, brows)
-    blemish_zone = filters.erode(core * (1.0 - not_spots), max(3, round(0.05 * eye_distance))) * support
-    blemish_zone = blemish_zone * (1.0 - oval_edge * (1.0 - typical_skin))
+    spot_support, blemish_zone = _spot_masks(ycc, geometry, support, samples, oval, typical_skin)
+    spot_reach = spot_support * (1.0 - features)
     under_eye_hard = to_mask(
         fill_polygons(shape, [geometry.polygon(RIGHT_UNDER_EYE), geometry.polygon(LEFT_UNDER_EYE)])
     ) * support
     under_eye = filters.gaussian_blur(under_eye_hard, max(1.0, 0.05 * eye_distance)) * support
-    return SkinMasks(skin=skin, support=support, blemish_zone=blemish_zone, samples=samples * support,
-                     under_eye=under_eye)
+    return SkinMasks(skin=skin, support=support, blemish_zone=blemish_zone, spot_support=spot_support,
+                     spot_reach=spot_reach, samples=samples * support, under_eye=under_eye)
+
+
+def _spot_masks(
+    ycc: torch.Tensor,
+    geometry: FaceGeometry,
+    support: torch.Tensor,
+    samples: torch.Tensor,
+    oval: torch.Tensor,
+    typical_skin: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the skin support with spot-sized holes filled, and the zone where spots are healed.
+
+    A planted or real spot is not skin-coloured, so the support is closed over holes up to
+    a spot's size, and red pixels next to skin count as well. The zone is the face and the
+    forehead above it, kept well away from the features the face mesh follows: eyes, lips,
+    the nose, the folds from nose to mouth, the jaw line and the face's outline. A fold, the
+    shadow beside the nose or a lid's shadow taken for a spot and healed changes the face's
+    shape as the mesh sees it. Brows get only a narrow margin: forehead spots sit close above them.
+    """
+    import cv2
+
+    shape = tuple(ycc.shape[-2:])
+    eye_distance = geometry.eye_distance
+
+    def to_mask(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array.astype(np.float32)).unsqueeze(0).to(ycc.device)
+
+    # 1. Skin with spot-sized holes filled.
+    spot_radius = blemish_radius(eye_distance)
+    spot_support = filters.closing(support, spot_radius) * filters.dilate(support, 1)
+    spot_support = torch.maximum(spot_support, filters.dilate(support, spot_radius) * _redder_than_skin(ycc, samples))
+
+    # 2. Features and their margins, in eye distances.
+    excluded = torch.zeros_like(support)
+    for polygons, margin in (
+        ((RIGHT_EYE, LEFT_EYE), SPOT_MARGIN_EYES),
+        ((RIGHT_BROW, LEFT_BROW), SPOT_MARGIN_BROWS),
+        ((OUTER_LIPS,), SPOT_MARGIN_LIPS),
+        ((NOSTRILS,), SPOT_MARGIN_NOSTRILS),
+    ):
+        drawn = fill_polygons(
+            shape, [geometry.polygon(indices) for indices in polygons], max(1, round(margin * eye_distance))
+        )
+        excluded = torch.maximum(excluded, to_mask(drawn))
+    nose = cv2.convexHull(geometry.polygon(NOSE_POINTS).astype(np.float32))[:, 0]
+    excluded = torch.maximum(excluded, to_mask(fill_polygons(shape, [nose], round(SPOT_MARGIN_NOSE * eye_distance))))
+    for lines, margin in (
+        ([geometry.polygon(indices) for indices in NASOLABIAL_FOLDS], SPOT_MARGIN_FOLDS),
+        ([geometry.polygon(CHIN_LINE)], SPOT_MARGIN_JAW),
+    ):
+        excluded = torch.maximum(excluded, to_mask(draw_lines(shape, lines, margin * eye_distance)))
+    outline = geometry.polygon(FACE_OVAL + FACE_OVAL[:1])
+    excluded = torch.maximum(excluded, to_mask(draw_lines(shape, [outline], SPOT_MARGIN_OUTLINE * eye_distance)))
+    excluded = torch.maximum(
+        excluded, to_mask(fill_disks(shape, geometry.polygon(ALAR_CREASE_POINTS), 0.15 * eye_distance))
+    )
+
+    # 3. The zone: face and forehead, less the exclusions, a little inside the skin. Beyond the
+    #    mesh's oval a fringe or sideburns may have skin's hue (blond hair), so there only skin
+    #    of the samples' typical colour counts.
+    # NOTE: a fringe that reaches inside the oval is not told apart from skin; a spot at its edge
+    # is healed with the hair around it.
+    forehead_and_face = to_mask(fill_polygons(shape, [grown_polygon(geometry.polygon(FACE_OVAL), 1.06, 1.15, 1.0)]))
+    typical_skin = filters.closing((typical_skin > 0.5).float(), spot_radius)
+    allowed = forehead_and_face * torch.maximum(oval, typical_skin) * (1.0 - excluded)
+    blemish_zone = filters.erode(allowed, max(1, round(0.015 * eye_distance))) * spot_support
+    return spot_support, blemish_zone
+
+
+def draw_lines(shape: tuple[int, int], polylines: list[np.ndarray], half_width: float) -> np.ndarray:
+    """Rasterise open polylines, `half_width` pixels to each side, into a (H, W) uint8 mask."""
+    import cv2
+
+    mask = np.zeros(shape, dtype=np.uint8)
+    shift = 4
+    thickness = max(1, int(round(2 * half_width + 1)))
+    for line in polylines:
+        points = np.round(line * (1 << shift)).astype(np.int32)
+        cv2.polylines(mask, [points], False, 1, thickness=thickness, lineType=cv2.LINE_8, shift=shift)
+    return mask
+
+
+def blemish_radius(eye_distance: float) -> int:
+    """Return the largest spot radius healed, in pixels: about 4.5 % of the eye distance, at least 9."""
+    return max(9, round(0.045 * eye_distance))
 
 
 def skin_likelihood(
@@ -189,7 +281,8 @@ def skin_likelihood(
     every skin tone. Luma only rules out pixels far darker than the skin (hair, shadow
     under the jaw). The colour is taken from a blurred copy so that pores and small
     spots do not punch holes into the mask. The strict score accepts only skin close to
-    the samples' colour and brightness, which keeps hair at the hairline out.
+    the samples' colour and not much darker than them (a cheek turned from the light still
+    counts), which keeps hair at the hairline out.
     """
     # 1. Smooth colour; small spots (up to about 0.05 eye distances) melt into the skin around them.
     smooth = filters.gaussian_blur(ycc, max(1.0, 0.05 * eye_distance))
@@ -219,10 +312,24 @@ def skin_likelihood(
     loose = (1.0 - filters.smoothstep(3.0, 5.0, distance)) * filters.smoothstep(
         0.3 * mean_luma, 0.55 * mean_luma, smooth[0]
     )
-    strict = (1.0 - filters.smoothstep(1.8, 3.0, distance)) * filters.smoothstep(
-        0.6 * mean_luma, 0.8 * mean_luma, smooth[0]
+    strict = (1.0 - filters.smoothstep(2.5, 4.0, distance)) * filters.smoothstep(
+        0.45 * mean_luma, 0.65 * mean_luma, smooth[0]
     )
     return loose.unsqueeze(0), strict.unsqueeze(0)
+
+
+def _redder_than_skin(ycc: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+    """Return 1 where a pixel is at least as red as the sampled skin and not much darker: red spots, never hair.
+
+    Hair of any colour, and the shadow beside it, is less red than the skin it borders.
+    """
+    chosen = samples[0] > 0.5
+    if int(chosen.sum()) < 16:
+        return torch.zeros_like(samples)
+    skin_luma = float(ycc[0][chosen].median())
+    skin_redness = float(ycc[2][chosen].median())
+    smooth = filters.gaussian_blur(ycc, 1.0)
+    return ((smooth[2:3] >= skin_redness) & (smooth[0:1] >= 0.3 * skin_luma)).float()
 
 
 def _neck_polygon(geometry: FaceGeometry) -> np.ndarray:
