@@ -33,7 +33,8 @@ def to_tensor(pixels: np.ndarray, device: torch.device | None = None) -> torch.T
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
     tensor = torch.from_numpy(np.ascontiguousarray(pixels)).to(device or current_device())
-    return tensor.permute(2, 0, 1).float().div_(scale)
+    # Stages run several times faster on contiguous planes than on a channels-last view.
+    return tensor.permute(2, 0, 1).contiguous().float().div_(scale)
 
 
 def to_pixels(tensor: torch.Tensor, bit_depth: int = 8) -> np.ndarray:

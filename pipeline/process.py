@@ -91,7 +91,7 @@ class VariantSpec:
 
 
 def plan_variants(request: JobRequest) -> list[VariantSpec]:
-    """Expand backdrops × lights × crops into variants; passport crops become one white, unretouched variant per light."""
+    """Expand backdrops × lights × crops into variants; each passport crop becomes one white, unlit, unretouched variant."""
     variants: list[VariantSpec] = []
     seen: set[tuple] = set()
     for backdrop in request.backdrops:
@@ -99,7 +99,11 @@ def plan_variants(request: JobRequest) -> list[VariantSpec]:
             for crop in request.crops:
                 variant = VariantSpec(backdrop, light, crop, request.retouch)
                 if crop in PASSPORT_CROPS:
-                    variant = VariantSpec("white", light, crop, "off", ("backdrop", "retouch"))
+                    # ICAO asks for even light, a plain white backdrop and an unretouched face.
+                    forced = {"backdrop": "white", "light": "original", "retouch": "off"}
+                    requested = {"backdrop": backdrop, "light": light, "retouch": request.retouch}
+                    replaced = tuple(part for part in forced if requested[part] != forced[part])
+                    variant = VariantSpec("white", "original", crop, "off", replaced)
                 if variant.key not in seen:
                     seen.add(variant.key)
                     variants.append(variant)

@@ -138,6 +138,7 @@ def test_passport_is_white_unretouched_827x1063(astronaut_job):
     assert passport["recipe"]["backdrop"]["kind"] == "white"
     assert passport["recipe"]["retouch"]["preset"] == "off"
     assert set(passport["recipe"]["overrides"]["parts"]) == {"backdrop", "retouch"}
+    assert passport["recipe"]["light"]["name"] == "original"
 
     rgb = read_rgb(astronaut_job["output_dir"] / passport["file"])
     assert rgb.shape[:2] == (1063, 827)
@@ -242,6 +243,21 @@ def test_cli_invalid_option_exits_2_in_dutch(tmp_path, astronaut_png, capsys, mo
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_summary_names_skipped_frames(tmp_path, astronaut_png, capsys):
+    require_parts()
+    from daemon.cli import main
+
+    not_a_photo = tmp_path / "notes.jpg"
+    not_a_photo.write_text("shopping list", encoding="utf-8")
+    code = main(["process", str(astronaut_png), str(not_a_photo), "--out", str(tmp_path / "out"),
+                 "--backdrop", "original", "--light", "original", "--crop", "original"])
+
+    output = capsys.readouterr().out
+    assert code == 0
+    assert "Variants written to" in output
+    assert f"Skipped: {not_a_photo} is not an image" in output
+
+
 def test_cli_json_output_with_defaults(tmp_path, astronaut_png, capsys):
     require_parts()
     from daemon.cli import main
@@ -333,9 +349,9 @@ def test_passport_crops_collapse_to_one_white_variant():
     request = JobRequest(frames=["x.jpg"], backdrops=["studio-grey", "blur"], lights=["natural", "butterfly"], crops=["square", "passport"])
     variants = plan_variants(request)
     passports = [variant for variant in variants if variant.crop == "passport"]
-    assert len(variants) == 2 * 2 + 2
-    assert [(variant.backdrop, variant.light, variant.retouch) for variant in passports] == [("white", "natural", "off"), ("white", "butterfly", "off")]
-    assert all(set(variant.overridden) == {"backdrop", "retouch"} for variant in passports)
+    assert len(variants) == 2 * 2 + 1
+    assert [(variant.backdrop, variant.light, variant.retouch) for variant in passports] == [("white", "original", "off")]
+    assert set(passports[0].overridden) == {"backdrop", "light", "retouch"}
 
 
 def test_crop_region_margin_and_scale():

@@ -103,10 +103,13 @@ def run_process(arguments: argparse.Namespace) -> int:
         print(json.dumps(output, ensure_ascii=False, indent=2))
         return 0
     print(
-        _("{count} variants written to {folder}; contact sheet {sheet}, report {report}.").format(
+        _("Variants written to {folder}: {count}; contact sheet {sheet}, report {report}.").format(
             count=len(result.variants), folder=arguments.out, sheet=result.contact_sheet_path.name, report=result.report_path.name
         )
     )
+    for frame in result.report.get("frames", []):
+        if frame.get("error"):
+            print(_("Skipped: {message}").format(message=frame["error"]["message"]))
     return 0
 
 
