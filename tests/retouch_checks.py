@@ -111,18 +111,25 @@ TABLE_HEADER = (
 def plant_spots(rgb: np.ndarray, face: Face, layout: str = "A") -> tuple[np.ndarray, list[Spot]]:
     """Blend dark-red spots (radius 2–6 px, 50–70 % opacity, a 2-px soft edge) onto cheek and forehead mesh points.
 
-    A spot whose disk would reach past the mesh's face oval is left out.
+    A spot whose disk would reach past the mesh's face oval, or whose surroundings are far
+    darker than the cheeks (hair), is left out.
     """
     planted = rgb.copy()
     spots = []
-    # On a turned face some cheek points lie beyond the visible face contour.
+    # On a turned face some cheek points lie beyond the visible face contour, and a fringe may
+    # cover forehead points: a spot there would sit on hair, far darker than the cheeks.
     oval = face.landmarks[list(FACE_OVAL), :2].astype(np.float32).reshape(-1, 1, 2)
+    skin_luma = float(np.median([
+        local_luma(rgb, *face.landmarks[point, :2], 0.05 * face.eye_distance + 2) for point in (50, 280, 205, 425)
+    ]))
     for index, (point, radius) in enumerate(zip(SPOT_LAYOUTS[layout]["spots"], SPOT_RADII)):
         x, y = (float(value) for value in face.landmarks[point, :2])
         reach = radius + 8
         if not (reach <= x <= rgb.shape[1] - reach and reach <= y <= rgb.shape[0] - reach):
             continue
         if cv2.pointPolygonTest(oval, (x, y), True) < radius + 2:
+            continue
+        if local_luma(rgb, x, y, radius + 5) < 0.5 * skin_luma:
             continue
         x0, y0 = max(0, int(x - radius - 3)), max(0, int(y - radius - 3))
         x1, y1 = min(rgb.shape[1], int(x + radius + 4)), min(rgb.shape[0], int(y + radius + 4))
@@ -135,6 +142,13 @@ def plant_spots(rgb: np.ndarray, face: Face, layout: str = "A") -> tuple[np.ndar
         planted[y0:y1, x0:x1] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
         spots.append(Spot(x, y, radius, point))
     return planted, spots
+
+
+def local_luma(rgb: np.ndarray, x: float, y: float, reach: float) -> float:
+    """Return the median BT.601 luma of the square of half-side `reach` around (x, y)."""
+    x0, y0 = max(0, int(x - reach)), max(0, int(y - reach))
+    window = rgb[y0 : int(y + reach) + 1, x0 : int(x + reach) + 1].astype(np.float32)
+    return float(np.median(window @ np.array([0.299, 0.587, 0.114], dtype=np.float32)))
 
 
 def spot_colour(window: np.ndarray, index: int) -> np.ndarray:
@@ -182,7 +196,7 @@ def texture_patches(face: Face, spots: list[Spot], layout: str, box) -> np.ndarr
     """Return skin patches around the layout's texture points, at least 8 px clear of every spot.
 
     A point whose patch would reach past the mesh's face oval (the far cheek of a turned
-    face) is left out, so that no patch holds the face's outline or the backdrop.
+    face) is left out, so that no patch contains the face's outline or the backdrop.
     """
     x0, y0, x1, y1 = box
     rows, columns = np.mgrid[y0:y1, x0:x1]
@@ -273,6 +287,8 @@ def measure(name: str, rgb: np.ndarray, finder, layout: str = "A", preset: str =
 
     # 2. Plant spots and find the faces again on the spotted frame, as a pipeline run on it would.
     planted, spots = plant_spots(rgb, subject, layout)
+    if not spots:
+        return None
     spotted_faces = [face for face in finder.find(planted) if face.landmarks is not None]
     spotted_subject = matching_face(spotted_faces, subject)
     if spotted_subject is None:

@@ -2,9 +2,10 @@
 
 Each face is retouched inside its own region only (the face, forehead, ears and neck),
 so hair, clothes and backdrop keep their pixels. Skin work runs on a copy of that region
-downsampled until the eyes sit 200–400 pixels apart. Its change is upsampled and added
-to the full-resolution frame, so the sensor's finest texture stays untouched. Eyes and
-teeth are retouched at full resolution.
+downsampled until the eyes sit 200–400 pixels apart, and its change is upsampled and added
+to the full-resolution frame. At full resolution, spots too small for the working size are
+healed, the finest texture is set to a fixed share of its energy, and eyes and teeth are
+retouched.
 """
 
 from __future__ import annotations

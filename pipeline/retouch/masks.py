@@ -46,7 +46,6 @@ SPOT_MARGIN_NOSTRILS = 0.08
 SPOT_MARGIN_NOSE = 0.04
 SPOT_MARGIN_FOLDS = 0.06
 SPOT_MARGIN_JAW = 0.12
-SPOT_MARGIN_OUTLINE = 0.03
 
 # Mesh points whose surroundings are plain skin on nearly every face: cheek apples, cheeks, forehead.
 SKIN_SAMPLE_POINTS = (50, 280, 205, 425, 108, 151, 337)
@@ -200,7 +199,7 @@ def _spot_masks(
     A planted or real spot is not skin-coloured, so the support is closed over holes up to
     a spot's size, and red pixels next to skin count as well. The zone is the face and the
     forehead above it, kept well away from the features the face mesh follows: eyes, lips,
-    the nose, the folds from nose to mouth, the jaw line and the face's outline. A fold, the
+    the nose, the folds from nose to mouth and the jaw line. A fold, the
     shadow beside the nose or a lid's shadow taken for a spot and healed changes the face's
     shape as the mesh sees it. Brows get only a narrow margin: forehead spots sit close above them.
     """
@@ -236,8 +235,6 @@ def _spot_masks(
         ([geometry.polygon(CHIN_LINE)], SPOT_MARGIN_JAW),
     ):
         excluded = torch.maximum(excluded, to_mask(draw_lines(shape, lines, margin * eye_distance)))
-    outline = geometry.polygon(FACE_OVAL + FACE_OVAL[:1])
-    excluded = torch.maximum(excluded, to_mask(draw_lines(shape, [outline], SPOT_MARGIN_OUTLINE * eye_distance)))
     excluded = torch.maximum(
         excluded, to_mask(fill_disks(shape, geometry.polygon(ALAR_CREASE_POINTS), 0.15 * eye_distance))
     )

@@ -16,7 +16,7 @@ from . import filters
 
 # The detail layer is what a Gaussian of this sigma (full-resolution pixels) removes. Detail of
 # 1–3 px (pores, grain) lies wholly inside it, so that band ends up at the set share exactly;
-# on a small face the layer also holds fine blotches, which then stay a little too.
+# on a small face the layer also contains fine blotches, which then stay a little too.
 TEXTURE_SIGMA = 5.0
 
 
@@ -26,8 +26,8 @@ def keep_fine_texture(
     """Replace the detail layer of `crop` (3, H, W, RGB, full resolution) on the skin by the original's, scaled.
 
     The original's layer, from `original_luma` (1, H, W), is scaled so that its energy
-    is `energy_share` of what it was; `skin` (1, H, W, soft) is where this is done. Works
-    in place; only luma changes, so colour stays as it is.
+    is `energy_share` of what it was. `skin` (1, H, W, soft) is where this is done. Works
+    in place and changes only luma, so colour stays as it is.
     """
     # 1. The box around the skin.
     inside = skin[0] > 0.01
@@ -40,8 +40,8 @@ def keep_fine_texture(
     patch = crop[:, top:bottom, left:right]
     skin = skin[:, top:bottom, left:right]
 
-    # 2. Detail layers before and after; the original's goes back at an opacity that falls
-    #    from 1 off the skin to sqrt(energy_share) on it, in place of the new one.
+    # 2. Detail layers before and after. The original's replaces the new one at an opacity
+    #    that falls from 1 off the skin to sqrt(energy_share) on it.
     before = original_luma[:, top:bottom, left:right]
     after = filters.luma(patch)
     detail_before = before - filters.gaussian_blur(before, TEXTURE_SIGMA)
