@@ -1,7 +1,10 @@
 """Retouch time on a 24-megapixel frame (6000×4000) with a face as large as in a tight headshot.
 
 Target: about one second per face with the studio preset on a 2-core CPU, because skin work runs on a
-downsampled face region and only the change is upsampled to full resolution.
+downsampled face region and only the change is upsampled to full resolution. At full resolution only
+the search for spots too small for the working size (inside the blemish zone), the healing of the
+tiles around them and the finest-texture pass run. The reference operation printed last shows how
+busy the machine was: about 0.15 s on an idle 2-core machine.
 """
 
 from __future__ import annotations
