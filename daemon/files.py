@@ -1,13 +1,13 @@
-"""File operations the daemon needs to be crash-safe: atomic writes and copies, checksums, folder fsync."""
+"""File operations the daemon needs to be crash-safe: atomic writes and copies, checksums."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterable
+
+from pipeline.atomic import atomic_output
 
 CHUNK_SIZE = 1024 * 1024  # also the largest chunk the API streams
 
@@ -20,44 +20,19 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fsync_folder(folder: Path) -> None:
-    """Make a rename or new file in `folder` durable; a no-op where folders cannot be opened (Windows)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
 def write_atomically(target: Path, blocks: Iterable[bytes], mode: int = 0o644) -> tuple[int, str]:
-    """Write `blocks` to a temporary file beside `target`, fsync it and rename it over `target`.
+    """Publish `blocks` under `target` in one rename; return (size in bytes, sha256).
 
-    Returns (size in bytes, sha256). A reader never sees a partial file, and a
-    failure leaves `target` as it was.
+    A reader never sees a partial file, and a failure leaves `target` as it was.
     """
-    target = Path(target)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     digest = hashlib.sha256()
     size = 0
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            for block in blocks:
-                handle.write(block)
-                digest.update(block)
-                size += len(block)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    fsync_folder(target.parent)
+    # ".partial" tells the hot folder that a daemon copy may still be running after the bridge restarts.
+    with atomic_output(Path(target), mode, suffix=".partial") as handle:
+        for block in blocks:
+            handle.write(block)
+            digest.update(block)
+            size += len(block)
     return size, digest.hexdigest()
 
 

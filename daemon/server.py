@@ -29,6 +29,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from pipeline.atomic import fsync_folder
 from pipeline.errors import HeadshotError
 from protos.headshot.v1 import headshot_pb2 as pb
 from protos.headshot.v1 import headshot_pb2_grpc as pb_grpc
@@ -36,7 +37,7 @@ from protos.headshot.v1 import headshot_pb2_grpc as pb_grpc
 from .config import LOOPBACK_HOST, Config, load_config
 from .convert import event_message
 from .events import EventHub
-from .files import fsync_folder, remove_tree
+from .files import remove_tree
 from .service import HeadshotService
 from .store import JobStore
 from .worker import Runner, Worker, pipeline_runner

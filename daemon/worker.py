@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from pipeline.atomic import fsync_folder
 from pipeline.errors import HeadshotError
 from pipeline.jobs import EventKind, JobCanceled, JobEvent, JobResult
 from pipeline.request import JobRequest
@@ -23,7 +24,7 @@ from protos.headshot.v1 import headshot_pb2 as pb
 
 from .convert import event_message, pipeline_event_to_proto
 from .events import EventHub
-from .files import copy_atomically, fsync_folder, remove_tree, sha256_of
+from .files import copy_atomically, remove_tree, sha256_of
 from .store import CANCELED, COMPLETED, FAILED, JobRow, JobStore, VariantRow
 
 log = logging.getLogger(__name__)

@@ -10,11 +10,10 @@ from __future__ import annotations
 import datetime
 import io
 import json
-import os
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from .atomic import atomic_output
 from .errors import HeadshotError
 
 ENGINE = "headshot-studio"
@@ -58,26 +57,13 @@ def write_report(path: Path, report: dict) -> Path:
 
 
 def write_atomically(path: Path, data: bytes) -> Path:
-    """Write bytes to a temporary file in the same folder, fsync it, then rename it over `path`.
-
-    A reader sees either the old file or the complete new one, never a partial one.
-    """
+    """Publish bytes under `path` in one rename; a reader never sees a partial file."""
     path = Path(path)
     try:
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    except OSError as error:
-        raise HeadshotError("write_failed", path, str(error), reason=error.strerror or str(error)) from error
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
+        with atomic_output(path) as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
     except OSError as error:
-        Path(temporary).unlink(missing_ok=True)
         raise HeadshotError("write_failed", path, str(error), reason=error.strerror or str(error)) from error
-    _fsync_folder(path.parent)
     return path
 
 
@@ -93,20 +79,6 @@ def icc_description(icc_profile: bytes | None) -> str | None:
     except (OSError, ImageCms.PyCMSError):
         return "unreadable ICC profile"
     return description or "ICC profile without a description"
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable; some file systems do not allow opening a folder, which is harmless."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def _json_value(value):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
 import struct
 import zlib
 from collections.abc import Callable, Iterable
@@ -19,6 +18,7 @@ import numpy as np
 import tifffile
 from PIL import Image, PngImagePlugin
 
+from ..atomic import atomic_output
 from ..color import convert_srgb_to_cmyk, profile_color_space, srgb_profile
 from ..errors import HeadshotError
 from ..i18n import _
@@ -357,46 +357,18 @@ def _tiff_encoder(pixels, alpha, metadata: _Metadata):
 
 
 def _write_atomically(target: Path, encode: Callable[[BinaryIO], None]) -> None:
-    """Encode into `.<name>.<random>.part` beside the target, fsync, rename over the target, fsync the folder.
+    """Encode into a hidden temporary file beside the target and publish it in one rename.
 
     On any failure the temporary file is removed and the target is left as it was.
     """
-    folder = target.parent
-    temporary = folder / f".{target.name}.{secrets.token_hex(6)}.part"
     try:
-        handle = temporary.open("xb")
+        with atomic_output(target) as handle:
+            encode(handle)
     except OSError as error:
         raise HeadshotError("write_failed", target, str(error), reason=_os_reason(error)) from error
-
-    try:
-        with handle:
-            encode(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        if isinstance(error, OSError):
-            raise HeadshotError("write_failed", target, str(error), reason=_os_reason(error)) from error
-        if isinstance(error, Exception):
-            raise HeadshotError("write_failed", target, f"{type(error).__name__}: {error}",
-                                reason=_("the image encoder failed")) from error
+    except HeadshotError:
         raise
-    _fsync_folder(folder)
+    except Exception as error:
+        raise HeadshotError("write_failed", target, f"{type(error).__name__}: {error}",
+                            reason=_("the image encoder failed")) from error
 
-
-def _fsync_folder(folder: Path) -> None:
-    if not hasattr(os, "O_DIRECTORY"):
-        return  # Windows has no directory handles to fsync
-    try:
-        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError as error:
-        log.warning("cannot open %s to fsync it: %s", folder, error)
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError as error:
-        log.warning("fsync of folder %s failed: %s", folder, error)
-    finally:
-        os.close(descriptor)

@@ -1,0 +1,68 @@
+"""Publishing a file in one step, so a reader sees the old file or the whole new one and never a partial one.
+
+Every writer of the project (photo outputs, reports, the daemon's results, the
+hot folder's files) goes through `atomic_output`: a hidden temporary file in the
+target's own folder, fsync, rename over the target, fsync of the folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+# Temporary names are ".<name>.<random>.part"; the hot folder and its scanners skip them.
+PART_SUFFIX = ".part"
+
+log = logging.getLogger(__name__)
+
+
+def temporary_path_for(path: Path, suffix: str = PART_SUFFIX) -> Path:
+    """Return a fresh hidden name beside `path` for its temporary file."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{secrets.token_hex(6)}{suffix}")
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path, mode: int = 0o644, suffix: str = PART_SUFFIX) -> Iterator[BinaryIO]:
+    """Yield a binary handle whose content replaces `path` in one rename when the block ends without error.
+
+    On any error (or KeyboardInterrupt) the temporary file is removed, `path` is
+    left as it was, and the error propagates unchanged. `suffix` lets a writer
+    mark its temporary files as its own (the daemon uses ".partial").
+    """
+    path = Path(path)
+    temporary = temporary_path_for(path, suffix)
+    handle = temporary.open("xb")
+    try:
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    fsync_folder(path.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename or new file in `folder` durable; a no-op where folders cannot be opened (Windows)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as error:
+        log.warning("cannot open %s to fsync it: %s", folder, error)
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError as error:
+        log.warning("fsync of folder %s failed: %s", folder, error)
+    finally:
+        os.close(descriptor)
