@@ -1,8 +1,8 @@
 """Publishing a file in one step, so a reader sees the old file or the whole new one and never a partial one.
 
-Every writer of the project (photo outputs, reports, the daemon's results, the
-hot folder's files) goes through `atomic_output`: a hidden temporary file in the
-target's own folder, fsync, rename over the target, fsync of the folder.
+Photo outputs, reports and the daemon's results go through `atomic_output`: a
+hidden temporary file in the target's own folder, fsync, rename over the target,
+then fsync of the folder.
 """
 
 from __future__ import annotations
