@@ -23,7 +23,7 @@ MESSAGES = {
     "queue_full": N_("The queue is full ({limit} jobs are waiting). Wait until some have finished, or raise max_queue in the settings."),
     "job_not_found": N_("Job {job} was not found. Finished jobs are kept for {days} days."),
     "variant_not_found": N_("Job {job} has no variant {variant}."),
-    "job_running": N_("Job {job} is already running, so it can no longer be canceled. Interrupt it instead."),
+    "job_running": N_("Job {job} is already running, so it can no longer be canceled. Stop it with: headshot interrupt {job}"),
     "job_not_running": N_("Job {job} is not running (it is {state}), so there is nothing to interrupt."),
     "job_finished": N_("Job {job} has already finished (it is {state})."),
     "job_not_finished": N_("Job {job} has not finished yet (it is {state}). Fetch its variants once it has completed."),

@@ -86,11 +86,11 @@ def parse_backdrop(name: str) -> BackdropSpec:
     if keyword == "image":
         path = os.path.expanduser(argument.strip())
         if not path or not os.path.isfile(path):
-            raise _invalid(name, "image:PATH", f"backdrop picture not found: {path!r}")
+            raise HeadshotError("file_not_found", path, "the backdrop picture of --backdrop image:PATH")
         import cv2
 
         if not cv2.haveImageReader(path):
-            raise _invalid(name, "image:PATH", f"backdrop picture is not a readable image: {path!r}")
+            raise HeadshotError("not_an_image", path, "the backdrop picture of --backdrop image:PATH")
         return BackdropSpec(kind="image", path=os.path.abspath(path))
 
     raise _invalid(name, ", ".join(BACKDROPS), f"unknown backdrop: {name!r}")

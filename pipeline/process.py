@@ -17,7 +17,6 @@ import re
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from .faces import Face
 from .i18n import N_, gettext_for
 from .jobs import EventCallback, EventKind, JobCanceled, JobEvent, JobRequest, JobResult, Stage, StopCheck, VariantResult
 from .request import OUTPUT_FORMATS
-from .styles import BACKDROP_PATTERNS, display_name, style_names
+from .styles import display_name, style_names
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,6 @@ PLANNING_LONG_SIDE = 512  # the small copy whose matte finds the top of the hair
 ENCODE_WORKERS = max(1, min(4, os.cpu_count() or 1))
 EIGHT_BIT_FORMATS = ("jpeg", "webp", "heic")
 _SUFFIX_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff", ".webp": "webp", ".heic": "heic", ".heif": "heic"}
-HEX_COLOR = re.compile(r"^color:#[0-9a-fA-F]{6}$")
 
 # Shares of the job's progress fraction.
 ANALYSIS_SHARE = 0.15
@@ -772,26 +770,15 @@ def _check_choice(option: str, value, allowed) -> None:
 
 
 def _check_backdrop(name: str) -> None:
-    """Accept a listed backdrop, a `color:#RRGGBB` or an `image:PATH` that exists; the backdrops module has the last word."""
-    try:
-        from .backdrops import parse_backdrop
-    except ModuleNotFoundError as error:
-        if error.name != "pipeline.backdrops":
-            raise
-        parse_backdrop = None
+    """Accept a listed backdrop, a `color:#RRGGBB` or an `image:PATH` that is a picture; the backdrops module decides."""
+    from .backdrops import parse_backdrop
 
-    names = style_names("backdrop")
-    if parse_backdrop is None:
-        listed = name in names and name not in BACKDROP_PATTERNS
-        if not (listed or HEX_COLOR.match(name) or name.startswith("image:")):
-            raise HeadshotError("invalid_option", None, f"backdrop={name!r}", option="--backdrop", value=name, allowed=", ".join(names))
-        return
     try:
         parse_backdrop(name)
     except HeadshotError as error:
         if error.code != "invalid_option":
             raise
-        allowed = error.params.get("allowed") or ", ".join(names)
+        allowed = error.params.get("allowed") or ", ".join(style_names("backdrop"))
         raise HeadshotError("invalid_option", None, error.detail, option="--backdrop", value=name, allowed=allowed) from error
 
 

@@ -53,7 +53,7 @@ def test_parse_brand_colour():
     assert parse_backdrop("color:#fff").color == (1.0, 1.0, 1.0)
 
 
-@pytest.mark.parametrize("name", ["color:#12345", "color:#GGGGGG", "color:", "sky", "white:1", "image:/no/such/file.png"])
+@pytest.mark.parametrize("name", ["color:#12345", "color:#GGGGGG", "color:", "sky", "white:1"])
 def test_parse_rejects_invalid_names(name):
     with pytest.raises(HeadshotError) as raised:
         parse_backdrop(name)
@@ -66,7 +66,16 @@ def test_parse_rejects_file_that_is_not_an_image(tmp_path):
     text_file.write_text("not a picture")
     with pytest.raises(HeadshotError) as raised:
         parse_backdrop(f"image:{text_file}")
-    assert raised.value.code == "invalid_option"
+    assert raised.value.code == "not_an_image"
+    assert str(text_file) in raised.value.user_message("en")
+
+
+def test_parse_names_missing_backdrop_picture(tmp_path):
+    missing = tmp_path / "wall.png"
+    with pytest.raises(HeadshotError) as raised:
+        parse_backdrop(f"image:{missing}")
+    assert raised.value.code == "file_not_found"
+    assert f"{missing} was not found" in raised.value.user_message("en")
 
 
 def test_white_and_black_are_exact(astronaut):

@@ -294,7 +294,7 @@ def test_cancel_queued_and_interrupt_running(start_daemon, daemon_home, capsys):
 
     code, _out, err = run_cli(capsys, "cancel", running.job_id)
     assert code == 1
-    assert f"Job {running.job_id} is already running, so it can no longer be canceled. Interrupt it instead." in err
+    assert f"Job {running.job_id} is already running, so it can no longer be canceled. Stop it with: headshot interrupt {running.job_id}" in err
 
     code, out, _err = run_cli(capsys, "cancel", queued.job_id)
     assert code == 0
