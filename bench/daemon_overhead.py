@@ -81,11 +81,6 @@ def start_daemon(home: Path) -> subprocess.Popen:
 
 
 def main() -> None:
-    try:
-        import pipeline.process  # noqa: F401
-    except ModuleNotFoundError as missing:
-        print(f"skipped: the pipeline cannot be imported ({missing.name} is missing)")
-        return
     from bench.process import make_frame
     from daemon.client import DaemonClient
 
@@ -96,13 +91,7 @@ def main() -> None:
     try:
         # 1. The frame, and one warm-up run in this process.
         frame = make_frame(work)
-        try:
-            in_process_seconds(frame, work, 0)
-        except ModuleNotFoundError as missing:
-            if not (missing.name or "").startswith("pipeline."):
-                raise
-            print(f"skipped: the pipeline is not complete yet ({missing.name} is missing)")
-            return
+        in_process_seconds(frame, work, 0)
 
         # 2. A daemon process, warmed up by one job of its own; then the three ways in turn, so that a
         #    change in the machine's load (other processes) affects all three alike.

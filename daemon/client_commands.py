@@ -106,23 +106,23 @@ def style_request(arguments: argparse.Namespace, frames: list[str], origin: str 
     Raises HeadshotError("invalid_option") for a number that does not parse; the
     daemon checks every name against the style registry when the job is submitted.
     """
-    from pipeline.cli.process import _integer, _names
+    from pipeline.cli.process import parse_integer, parse_names
     from pipeline.request import JobRequest
 
     # Empty strings, empty lists and zeros are "unset" in the API (daemon.convert.request_fields).
     request = JobRequest(frames=frames, origin=origin, top=0, retouch="", makeup="", backdrops=[], lights=[], crops=[],
                          output_format="", bit_depth=0, jpeg_quality=0, language=current_language())
     if arguments.top is not None:
-        request.top = _integer("top", arguments.top)
+        request.top = parse_integer("top", arguments.top)
     if arguments.bit_depth is not None:
-        request.bit_depth = _integer("bit-depth", arguments.bit_depth)
+        request.bit_depth = parse_integer("bit-depth", arguments.bit_depth)
     request.retouch = arguments.retouch or ""
     request.makeup = arguments.makeup or ""
     request.output_format = arguments.format or ""
     for option, field_name in (("backdrop", "backdrops"), ("light", "lights"), ("crop", "crops")):
         value = getattr(arguments, option)
         if value is not None:
-            setattr(request, field_name, _names(value))
+            setattr(request, field_name, parse_names(value))
     return request
 
 
@@ -533,29 +533,25 @@ def _local_time(iso: str | None) -> str:
 
 def run_cancel(arguments: argparse.Namespace) -> int:
     """Cancel a queued job; the daemon's translated error when it is running, finished or unknown."""
-    from .client import DaemonError
-
-    try:
-        with connect(start=False) as client:
-            client.cancel(arguments.job)
-    except DaemonError as error:
-        print(error.message, file=sys.stderr)
-        return EXIT_FAILED
-    print(_("Job {job} was canceled.").format(job=arguments.job))
-    return 0
+    return _change_job(arguments.job, "cancel", _("Job {job} was canceled."))
 
 
 def run_interrupt(arguments: argparse.Namespace) -> int:
     """Stop the running job; the daemon's translated error when it is not running."""
+    return _change_job(arguments.job, "interrupt", _("Job {job} is being stopped; it ends as canceled within a few seconds."))
+
+
+def _change_job(job_id: str, call: str, done_message: str) -> int:
+    """Call the daemon's `cancel` or `interrupt` for one job, without starting a daemon, and print the outcome."""
     from .client import DaemonError
 
     try:
         with connect(start=False) as client:
-            client.interrupt(arguments.job)
+            getattr(client, call)(job_id)
     except DaemonError as error:
         print(error.message, file=sys.stderr)
         return EXIT_FAILED
-    print(_("Job {job} is being stopped; it ends as canceled within a few seconds.").format(job=arguments.job))
+    print(done_message.format(job=job_id))
     return 0
 
 

@@ -27,7 +27,7 @@ def write_atomically(target: Path, blocks: Iterable[bytes], mode: int = 0o644) -
     """
     digest = hashlib.sha256()
     size = 0
-    # ".partial" tells the hot folder that a daemon copy may still be running after the bridge restarts.
+    # The hot folder reads ".partial" as a daemon copy that may still be running after the bridge restarts.
     with atomic_output(Path(target), mode, suffix=".partial") as handle:
         for block in blocks:
             handle.write(block)

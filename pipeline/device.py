@@ -1,7 +1,7 @@
 """The torch device the pixel-heavy stages run on, and conversions between numpy frames and tensors.
 
 Stages take and return tensors shaped (channels, height, width), float32, with
-values 0..1 in the frame's own colour space; one implementation serves CUDA, MPS
+values 0..1 in the frame's own colour space. One implementation serves CUDA, MPS
 and the CPU.
 """
 

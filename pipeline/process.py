@@ -97,7 +97,7 @@ def plan_variants(request: JobRequest) -> list[VariantSpec]:
             for crop in request.crops:
                 variant = VariantSpec(backdrop, light, crop, request.retouch)
                 if crop in PASSPORT_CROPS:
-                    # ICAO asks for even light, a plain white backdrop and an unretouched face.
+                    # ICAO passport rules require even light, a plain white backdrop and an unretouched face.
                     forced = {"backdrop": "white", "light": "original", "retouch": "off"}
                     requested = {"backdrop": backdrop, "light": light, "retouch": request.retouch}
                     replaced = tuple(part for part in forced if requested[part] != forced[part])

@@ -58,16 +58,16 @@ def run_process(arguments: argparse.Namespace) -> int:
     try:
         request = JobRequest(
             frames=list(arguments.frames),
-            top=_integer("top", arguments.top),
+            top=parse_integer("top", arguments.top),
             retouch=arguments.retouch,
             makeup=arguments.makeup,
             output_format=arguments.format,
-            bit_depth=_integer("bit-depth", arguments.bit_depth),
+            bit_depth=parse_integer("bit-depth", arguments.bit_depth),
         )
         for option, field_name in (("backdrop", "backdrops"), ("light", "lights"), ("crop", "crops")):
             value = getattr(arguments, option)
             if value is not None:
-                setattr(request, field_name, _names(value))
+                setattr(request, field_name, parse_names(value))
 
         from ..process import run_job, validate_request
 
@@ -140,13 +140,13 @@ def run_styles(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _names(value: str) -> list[str]:
+def parse_names(value: str) -> list[str]:
     """Split a comma-separated option into names, keeping order and dropping repeats; `color:#..` and `image:..` stay whole."""
     names = [name.strip() for name in value.split(",")]
     return list(dict.fromkeys(names)) if any(names) else []
 
 
-def _integer(option: str, value: str) -> int:
+def parse_integer(option: str, value: str) -> int:
     try:
         return int(value)
     except ValueError:
