@@ -8,6 +8,7 @@ daemon's ListStyles, and provides the names a request is checked against.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Mapping
 
 from . import request as request_defaults
@@ -104,6 +105,12 @@ def display_name(kind: str, name: str, language: str | None = None) -> str:
     styles = _styles_of(kind)
     if name in styles:
         return _(styles[name])
+    if kind == "backdrop":
+        keyword, _separator, value = name.partition(":")
+        pattern = {"color": "color:#RRGGBB", "colour": "color:#RRGGBB", "image": "image:PATH"}.get(keyword.strip().lower())
+        if pattern is not None and value.strip():
+            shown = value.strip().upper() if pattern.startswith("color") else os.path.basename(value.strip())
+            return f"{_(styles[pattern])} {shown}"
     return name
 
 

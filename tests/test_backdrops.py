@@ -174,3 +174,12 @@ def test_backdrop_names_have_dutch_translations():
     for display_name in BACKDROPS.values():
         assert dutch(display_name) != display_name, display_name
     assert dutch(BACKDROPS["studio-grey"]) == "Studiogrijs"
+
+
+def test_brand_colour_and_picture_labels_name_their_value_in_both_languages():
+    from pipeline.styles import display_name
+
+    assert display_name("backdrop", "color:#1f4e79", "en") == "Brand colour #1F4E79"
+    assert display_name("backdrop", "color:#1f4e79", "nl") == "Huisstijlkleur #1F4E79"
+    assert display_name("backdrop", "image:/photos/set/wall.jpg", "nl") == "Eigen achtergrondfoto wall.jpg"
+    assert display_name("backdrop", "unknown-thing", "nl") == "unknown-thing"
