@@ -2,7 +2,7 @@
 
 Each face is retouched inside its own region only (the face, forehead, ears and neck),
 so hair, clothes and backdrop keep their pixels. Skin work runs on a copy of that region
-downsampled until the eyes sit 200–400 pixels apart, and its change is upsampled and added
+downsampled until the eyes sit 180–360 pixels apart, and its change is upsampled and added
 to the full-resolution frame. At full resolution, spots too small for the working size are
 healed, the finest texture is set to a fixed share of its energy, and eyes and teeth are
 retouched.
@@ -32,7 +32,9 @@ __all__ = ["MAKEUP_PRESETS", "RETOUCH_PRESETS", "RetouchSettings", "face_region"
 log = logging.getLogger(__name__)
 
 # Skin work is done at a size where the eyes are at least this many pixels apart (and under twice that).
-WORK_EYE_DISTANCE = 200.0
+# At 180 a face with its eyes 360–400 pixels apart (a head-and-shoulders crop at 2048 pixels) is halved,
+# which halves the retouch's time there; the spot, texture and landmark figures stayed as they were.
+WORK_EYE_DISTANCE = 180.0
 
 # Pore texture at full resolution, in pixels: what a spot healed there borrows from beside it.
 SMALL_SPOT_TEXTURE_SIGMA = 1.5

@@ -1,7 +1,7 @@
 """Skin retouching on a face crop: blemish healing, frequency separation that keeps pores, tone and redness evening, under-eye lift.
 
 All functions take and return the crop in YCbCr (see `filters.rgb_to_ycc`), mostly at
-working resolution, where the eyes sit 200–400 pixels apart (spot healing also runs at full
+working resolution, where the eyes sit 180–360 pixels apart (spot healing also runs at full
 resolution for spots too small for it), and change only the skin masks.
 """
 
