@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .device import channel_norm
 from .faces import CHIN, LEFT_FACE_EDGE, RIGHT_FACE_EDGE, Face
 from .models import shared_segmenter
 
@@ -218,8 +219,8 @@ def _plausible_foreground(corrected: torch.Tensor, foreground: torch.Tensor) -> 
     corrected = foreground + (corrected - foreground).clamp(-DECONTAMINATION_REACH, DECONTAMINATION_REACH)
     grey = corrected.mean(0, keepdim=True)
     chroma = corrected - grey
-    allowed = (foreground - foreground.mean(0, keepdim=True)).norm(dim=0, keepdim=True) + DECONTAMINATION_CHROMA
-    length = chroma.norm(dim=0, keepdim=True)
+    allowed = channel_norm(foreground - foreground.mean(0, keepdim=True)) + DECONTAMINATION_CHROMA
+    length = channel_norm(chroma)
     chroma = chroma * (allowed / length.clamp_min(1e-6)).clamp(max=1.0)
     return (grey + chroma).clamp_(0, 1)
 

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .device import channel_norm
+
 MESH_POINTS = 468  # the tessellation covers the first 468 points; 468..477 are the irises
 TARGET_FACE_WIDTH = 192  # face width on the working grid, in working pixels
 HEAD_WIDTH_FACTOR = 1.12  # head half-width over the face oval's half-width
@@ -294,7 +296,7 @@ def head_maps(landmarks: np.ndarray, frame: HeadFrame, matte: torch.Tensor | Non
     proxy_x = local_x * cos_roll + local_y * sin_roll
     proxy_y = -local_x * sin_roll + local_y * cos_roll
     ellipsoid_normals = torch.stack([proxy_x, proxy_y, height_on_ellipsoid + 0.35])
-    ellipsoid_normals = ellipsoid_normals / ellipsoid_normals.norm(dim=0, keepdim=True)
+    ellipsoid_normals = ellipsoid_normals / channel_norm(ellipsoid_normals)
 
     # 4. Blend mesh normals into the ellipsoid across a feathered edge of the mesh.
     feather = 0.04 * face_width
@@ -303,7 +305,7 @@ def head_maps(landmarks: np.ndarray, frame: HeadFrame, matte: torch.Tensor | Non
     face_weight = torch.clamp(2 * face_mask - 1, 0, 1) * covered_tensor
     mesh_normal_tensor = torch.from_numpy(mesh_normals).to(device).permute(2, 0, 1)
     mesh_normal_tensor = gaussian_blur(mesh_normal_tensor, MESH_NORMAL_BLUR * face_width)
-    mesh_normal_tensor = mesh_normal_tensor / mesh_normal_tensor.norm(dim=0, keepdim=True).clamp_min(1e-6)
+    mesh_normal_tensor = mesh_normal_tensor / channel_norm(mesh_normal_tensor).clamp_min(1e-6)
     normals = face_weight * mesh_normal_tensor + (1 - face_weight) * ellipsoid_normals
 
     # 5. Hair, neck and shoulders: normals from the blurred matte, taking over outside the head ellipse.
@@ -315,11 +317,11 @@ def head_maps(landmarks: np.ndarray, frame: HeadFrame, matte: torch.Tensor | Non
             torch.sqrt(gradient_x**2 + gradient_y**2) * edge_sigma * math.sqrt(2 * math.pi), 0, 0.97
         )
         direction = torch.stack([-gradient_x, gradient_y])
-        direction = direction / direction.norm(dim=0, keepdim=True).clamp_min(1e-6)
+        direction = direction / channel_norm(direction).clamp_min(1e-6)
         matte_normals = torch.cat([direction * steepness, torch.sqrt(1 - steepness**2)[None]])
         outside_head = torch.clamp((head_radius - 0.85) / 0.35, 0, 1) * (1 - face_weight)
         normals = (1 - outside_head) * normals + outside_head * matte_normals
-    normals = normals / normals.norm(dim=0, keepdim=True).clamp_min(1e-6)
+    normals = normals / channel_norm(normals).clamp_min(1e-6)
 
     # 6. Depth: the mesh where it covers, the ellipsoid elsewhere on the head, far behind off the head.
     depth_semi_axis = frame.half_width
