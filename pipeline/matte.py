@@ -31,6 +31,7 @@ SKULL_WIDTH, SKULL_HEIGHT = 0.92, 0.85
 ALPHA_FLOOR, ALPHA_CEILING = 0.02, 0.98  # snapped to 0 and 1, so a replaced backdrop stays clean
 BACKDROP_BAND = 0.04  # of the working long side: how far past the subject the segmentation may reach into backdrop
 PALETTE_SIZE = 12  # colour clusters for the local subject and backdrop colour histograms
+HISTOGRAM_GRID = 8  # the local histograms are counted on a grid with this many cells per window radius
 DECONTAMINATION_REACH = 0.25  # how far a decontaminated edge colour may move from the local subject colour
 DECONTAMINATION_CHROMA = 0.04  # how much more saturated than the local subject colour it may become
 BAND_TILE = 8  # working pixels per side of the tiles that cover the subject's edge at full resolution
@@ -367,23 +368,30 @@ def _drop_backdrop_colours(
     labels = torch.from_numpy(scores.argmax(1).reshape(pixels.shape[:2]))
 
     # 2. Local histograms of the sure subject (deep inside the mask or on a face) and the sure backdrop.
+    #    They change slowly across their wide window, so they are counted on a grid `shrink` times coarser.
+    radius = max(2, round(3 * band))
+    shrink = max(1, radius // HISTOGRAM_GRID)
     sure_subject = torch.from_numpy(((inside > band) | (faces_solid[0].cpu().numpy() > 0.5)).astype(np.float32))
     sure_backdrop = torch.from_numpy((outside > 0.25 * band).astype(np.float32))
     one_hot = torch.stack([(labels == index).float() for index in range(PALETTE_SIZE)])
-    radius = max(2, round(3 * band))
-    subject_weight = box_mean(sure_subject[None], radius)
-    backdrop_weight = box_mean(sure_backdrop[None], radius)
-    subject_histogram = box_mean(one_hot * sure_subject, radius) / subject_weight.clamp_min(1e-4)
-    backdrop_histogram = box_mean(one_hot * sure_backdrop, radius) / backdrop_weight.clamp_min(1e-4)
+    planes = torch.cat([sure_subject[None], sure_backdrop[None], one_hot * sure_subject, one_hot * sure_backdrop])
+    if shrink > 1:
+        planes = F.avg_pool2d(planes[None], kernel_size=shrink, stride=shrink, ceil_mode=True)[0]
+    local = box_mean(planes, max(1, round(radius / shrink)))
 
-    # 3. The posterior of each pixel's own cluster, trusted only where both sides were seen.
-    index = labels[None].long()
-    subject_likelihood = subject_histogram.gather(0, index) + 0.02
-    backdrop_likelihood = backdrop_histogram.gather(0, index) + 0.02
-    prior = 0.1 + 0.8 * coarse.cpu()  # the model's score near its own edge is overconfident
+    # 3. The posterior of each pixel's own cluster near the edge, trusted only where both sides were seen.
+    rows, columns = np.nonzero(near_edge)
+    own = labels[rows, columns].long()
+    cell_rows, cell_columns = torch.from_numpy(rows // shrink), torch.from_numpy(columns // shrink)
+    subject_weight, backdrop_weight = local[0, cell_rows, cell_columns], local[1, cell_rows, cell_columns]
+    subject_likelihood = local[2 + own, cell_rows, cell_columns] / subject_weight.clamp_min(1e-4) + 0.02
+    backdrop_likelihood = local[2 + PALETTE_SIZE + own, cell_rows, cell_columns] / backdrop_weight.clamp_min(1e-4) + 0.02
+    lowered = coarse.cpu().clone()
+    mask_at = lowered[0, rows, columns]
+    prior = 0.1 + 0.8 * mask_at  # the model's score near its own edge is overconfident
     posterior = subject_likelihood * prior / (subject_likelihood * prior + backdrop_likelihood * (1 - prior)).clamp_min(1e-6)
-    seen = (subject_weight > 0.02) & (backdrop_weight > 0.02) & torch.from_numpy(near_edge)[None]
-    lowered = torch.where(seen & (faces_solid.cpu() < 0.5), torch.minimum(coarse.cpu(), posterior), coarse.cpu())
+    trusted = (subject_weight > 0.02) & (backdrop_weight > 0.02) & (faces_solid[0].cpu()[rows, columns] < 0.5)
+    lowered[0, rows, columns] = torch.where(trusted, torch.minimum(mask_at, posterior), mask_at)
     return lowered.to(coarse.device)
 
 
