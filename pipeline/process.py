@@ -303,8 +303,9 @@ class _Job:
         info = probe(frame)
         width, height = info.width, info.height
         crop_names = list(dict.fromkeys(variant.crop for variant in self.variants))
-        plans = _plan_crops(frame, info, main_face, [name for name in crop_names if name != AS_SHOT])
-        region = CropRegion.around(plans.values(), width, height, keep_full_frame=AS_SHOT in crop_names)
+        plans, picture = _plan_crops(frame, info, main_face, [name for name in crop_names if name != AS_SHOT])
+        keep_full_frame = AS_SHOT in crop_names
+        region = CropRegion.around(plans.values(), width, height, keep_full_frame, picture=None if keep_full_frame else picture)
 
         # 2. Decode the frame once, at the resolution the region needs, and cut the region.
         photo, decoded_scale = _decode_for_region(frame, info, region)
@@ -639,6 +640,12 @@ class CropRegion:
     frame_height: int
     width: int  # working size after scaling
     height: int
+    picture: tuple[int, int, int, int] | None = None  # the frame's part inside black bars; None: all of it
+
+    @property
+    def picture_box(self) -> tuple[int, int, int, int]:
+        """Return (x0, y0, x1, y1): the part of the frame treated as picture, in frame pixels."""
+        return self.picture or (0, 0, self.frame_width, self.frame_height)
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -653,8 +660,14 @@ class CropRegion:
         return self.height / (self.bottom - self.top)
 
     @classmethod
-    def around(cls, plans, frame_width: int, frame_height: int, keep_full_frame: bool) -> "CropRegion":
-        """Return the union of the crops' rotated rectangles plus a margin, at the scale the sharpest crop needs."""
+    def around(
+        cls, plans, frame_width: int, frame_height: int, keep_full_frame: bool,
+        picture: tuple[int, int, int, int] | None = None,
+    ) -> "CropRegion":
+        """Return the union of the crops' rotated rectangles plus a margin, at the scale the sharpest crop needs.
+
+        `picture` is the frame's part inside black bars; the region treats its edges as the frame's.
+        """
         plans = list(plans)
         bounds = [_plan_bounds(plan) for plan in plans]
         if keep_full_frame:
@@ -664,12 +677,13 @@ class CropRegion:
         right = max(bound[2] for bound in bounds)
         bottom = max(bound[3] for bound in bounds)
 
-        # The margin never pushes the region past a frame edge that no crop reaches past.
+        # The margin never pushes the region past a picture edge that no crop reaches past.
+        picture_left, picture_top, picture_right, picture_bottom = picture or (0, 0, frame_width, frame_height)
         margin = max(REGION_MARGIN_MIN_PX, REGION_MARGIN * max(right - left, bottom - top))
-        left = min(left, max(0.0, left - margin))
-        top = min(top, max(0.0, top - margin))
-        right = max(right, min(float(frame_width), right + margin))
-        bottom = max(bottom, min(float(frame_height), bottom + margin))
+        left = min(left, max(float(picture_left), left - margin))
+        top = min(top, max(float(picture_top), top - margin))
+        right = max(right, min(float(picture_right), right + margin))
+        bottom = max(bottom, min(float(picture_bottom), bottom + margin))
         left, top, right, bottom = math.floor(left), math.floor(top), math.ceil(right), math.ceil(bottom)
 
         # The as-shot crop must stay pixel for pixel. Otherwise the region shrinks to what the largest
@@ -680,7 +694,7 @@ class CropRegion:
             scale = 1.0 if scale >= FULL_SIZE_SCALE else scale
         width = max(1, round((right - left) * scale))
         height = max(1, round((bottom - top) * scale))
-        return cls(left, top, right, bottom, frame_width, frame_height, width, height)
+        return cls(left, top, right, bottom, frame_width, frame_height, width, height, picture)
 
     def cut(self, pixels: np.ndarray, pixels_scale: float = 1.0) -> np.ndarray:
         """Cut the region out of (H, W, 3) pixels at the working size; past the frame's edge it is left black.
@@ -688,8 +702,9 @@ class CropRegion:
         `pixels_scale` is the pixels' size relative to the frame (below 1 for a reduced decode); the cut
         is then placed to the nearest decoded pixel. `crops.extend_frame` fills the part past the edge.
         """
-        left, top = max(0, self.left), max(0, self.top)
-        right, bottom = min(self.frame_width, self.right), min(self.frame_height, self.bottom)
+        picture_left, picture_top, picture_right, picture_bottom = self.picture_box
+        left, top = max(picture_left, self.left), max(picture_top, self.top)
+        right, bottom = min(picture_right, self.right), min(picture_bottom, self.bottom)
         inside = pixels[round(top * pixels_scale) : round(bottom * pixels_scale), round(left * pixels_scale) : round(right * pixels_scale)]
         x0, y0, x1, y1 = self.inside_window
         if (x1 - x0, y1 - y0) != (inside.shape[1], inside.shape[0]):
@@ -702,11 +717,12 @@ class CropRegion:
 
     @property
     def inside_window(self) -> tuple[int, int, int, int]:
-        """Return (x0, y0, x1, y1): where the frame itself lies in the working-size region."""
-        x0 = round((max(0, self.left) - self.left) * self.scale_x)
-        y0 = round((max(0, self.top) - self.top) * self.scale_y)
-        x1 = min(self.width, round((min(self.frame_width, self.right) - self.left) * self.scale_x))
-        y1 = min(self.height, round((min(self.frame_height, self.bottom) - self.top) * self.scale_y))
+        """Return (x0, y0, x1, y1): where the frame's picture lies in the working-size region."""
+        picture_left, picture_top, picture_right, picture_bottom = self.picture_box
+        x0 = round((max(picture_left, self.left) - self.left) * self.scale_x)
+        y0 = round((max(picture_top, self.top) - self.top) * self.scale_y)
+        x1 = min(self.width, round((min(picture_right, self.right) - self.left) * self.scale_x))
+        y1 = min(self.height, round((min(picture_bottom, self.bottom) - self.top) * self.scale_y))
         return x0, y0, max(x0 + 1, x1), max(y0 + 1, y1)
 
     @property
@@ -799,17 +815,42 @@ def _settings_dict(settings) -> dict:
     return settings.to_dict() if hasattr(settings, "to_dict") else dict(vars(settings))
 
 
-def _plan_crops(frame: str, info, face: Face, crop_names: list[str]) -> dict:
-    """Plan each crop in frame pixels, with the matte of a small copy of the frame marking the top of the hair."""
-    from .crops import plan_crop
+def _plan_crops(frame: str, info, face: Face, crop_names: list[str]) -> tuple[dict, tuple[int, int, int, int]]:
+    """Plan each crop in frame pixels inside the picture (black bars left out); return the plans and that box.
+
+    The matte of a small copy of the picture marks the top of the hair.
+    """
+    from .crops import picture_box, plan_crop
     from .matte import person_matte
     from .photo_io import read_preview
 
+    whole = (0, 0, info.width, info.height)
     if not crop_names:
-        return {}
+        return {}, whole
     preview = read_preview(frame, max_side=PLANNING_LONG_SIDE)
-    matte = person_matte(_region_tensor(preview.rgb), [face.scaled(preview.scale)])
-    return {name: _delivery_size(plan_crop(name, face, info.width, info.height, matte=matte)) for name in crop_names}
+
+    # The picture in frame pixels, rounded inwards by a preview pixel, where bars and picture may blend.
+    left, top, right, bottom = picture_box(preview.rgb)
+    picture = whole
+    if (left, top, right, bottom) != (0, 0, preview.rgb.shape[1], preview.rgb.shape[0]):
+        scale = preview.scale
+        picture = (
+            0 if left == 0 else min(info.width, math.ceil((left + 1) / scale)),
+            0 if top == 0 else min(info.height, math.ceil((top + 1) / scale)),
+            info.width if right == preview.rgb.shape[1] else max(0, math.floor((right - 1) / scale)),
+            info.height if bottom == preview.rgb.shape[0] else max(0, math.floor((bottom - 1) / scale)),
+        )
+        log.info("%s: black bars around the picture; crops are planned inside %s", Path(frame).name, picture)
+    x0, y0, x1, y1 = picture
+    preview_box = tuple(round(value * preview.scale) for value in picture)
+    inside = preview.rgb[preview_box[1] : preview_box[3], preview_box[0] : preview_box[2]]
+    matte = person_matte(_region_tensor(inside), [_shifted_face(face, -x0, -y0).scaled(preview.scale)])
+    in_picture = _shifted_face(face, -x0, -y0)
+    plans = {}
+    for name in crop_names:
+        plan = plan_crop(name, in_picture, x1 - x0, y1 - y0, matte=matte)
+        plans[name] = _delivery_size(_replace(plan, center_x=plan.center_x + x0, center_y=plan.center_y + y0))
+    return plans, picture
 
 
 def _delivery_size(plan):

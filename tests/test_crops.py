@@ -328,3 +328,38 @@ def test_body_continues_below_frame(shared_photos):
     assert float((extended[:, 450] - image[:, -1]).abs().mean()) < 0.03
     suit = image[:, -1][:, body].mean(dim=1)
     assert torch.allclose(extended[:, -1][:, body].mean(dim=1), suit, atol=0.03)
+
+
+def test_picture_box_finds_black_bars_not_dark_backdrops(astronaut_rgb):
+    from pipeline.crops import picture_box
+
+    pillarboxed = cv2.copyMakeBorder(astronaut_rgb, 0, 0, 150, 150, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    assert picture_box(pillarboxed) == (150, 0, 662, 512)
+    letterboxed = cv2.copyMakeBorder(astronaut_rgb, 40, 60, 0, 0, cv2.BORDER_CONSTANT, value=(8, 8, 8))
+    assert picture_box(letterboxed) == (0, 40, 512, 552)
+
+    # A dark studio backdrop has grain, so its columns are no bars; neither is a frame that is nearly all dark.
+    grain = np.random.default_rng(3).normal(12, 3, (512, 150, 3)).clip(0, 255).astype(np.uint8)
+    dark_backdrop = np.concatenate([grain, astronaut_rgb], axis=1)
+    assert picture_box(dark_backdrop) == (0, 0, 662, 512)
+    night = np.zeros((400, 600, 3), np.uint8)
+    night[180:220, 280:320] = 200
+    assert picture_box(night) == (0, 0, 600, 400)
+
+
+def test_banner_of_pillarboxed_frame_has_no_black_strip(tmp_path, astronaut_rgb):
+    from pipeline.process import run_job
+    from pipeline.request import JobRequest
+
+    # A narrow picture: the banner is wider than it, so it must reach past the picture into the bars.
+    narrow = np.ascontiguousarray(astronaut_rgb[:, 130:400])
+    pillarboxed = cv2.copyMakeBorder(narrow, 0, 0, 300, 300, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    frame = tmp_path / "pillarboxed.png"
+    cv2.imwrite(str(frame), cv2.cvtColor(pillarboxed, cv2.COLOR_RGB2BGR))
+    request = JobRequest(frames=[str(frame)], backdrops=["original"], lights=["natural"], crops=["banner"], retouch="off")
+    result = run_job(request, tmp_path / "out")
+
+    banner = cv2.imread(str(result.variants[0].path))
+    columns_brightest = banner.max(axis=(0, 2))
+    assert columns_brightest.min() > 40, "a black bar column made it into the banner"
+    assert result.variants[0].recipe["crop"]["reaches_past_edge"] is True
