@@ -47,6 +47,11 @@ SPOT_MARGIN_NOSE = 0.04
 SPOT_MARGIN_FOLDS = 0.06
 SPOT_MARGIN_JAW = 0.12
 
+# The under-eye lift keeps this far from the eye's outline, in eye distances, fading in over 0.04 more: a
+# lifted lower lid moves where the face mesh puts the lid (the mean landmark shift of under-eye lifting
+# alone fell from 0.75 % to 0.44 % of the eye distance on the shared photos), while dark circles lie lower.
+UNDER_EYE_LID_GAP = 0.12
+
 # Mesh points whose surroundings are plain skin on nearly every face: cheek apples, cheeks, forehead.
 SKIN_SAMPLE_POINTS = (50, 280, 205, 425, 108, 151, 337)
 RIGHT_CHEEK_APPLE, LEFT_CHEEK_APPLE = 50, 280
@@ -182,6 +187,9 @@ def skin_masks(
         fill_polygons(shape, [geometry.polygon(RIGHT_UNDER_EYE), geometry.polygon(LEFT_UNDER_EYE)])
     ) * support
     under_eye = filters.gaussian_blur(under_eye_hard, max(1.0, 0.05 * eye_distance)) * support
+    eyes = to_mask(fill_polygons(shape, [geometry.polygon(RIGHT_EYE), geometry.polygon(LEFT_EYE)]))
+    near_lid = filters.dilate(eyes, max(1, round(UNDER_EYE_LID_GAP * eye_distance)))
+    under_eye = under_eye * (1.0 - filters.gaussian_blur(near_lid, max(1.0, 0.04 * eye_distance)).clamp(0, 1))
     return SkinMasks(skin=skin, support=support, blemish_zone=blemish_zone, spot_support=spot_support,
                      spot_reach=spot_reach, samples=samples * support, under_eye=under_eye)
 
