@@ -64,6 +64,18 @@ def _(message: str) -> str:
     return translations(current_language()).gettext(message)
 
 
+def format_decimal(value: float, digits: int, language: str | None = None) -> str:
+    """Write `value` with `digits` decimals as the language does: 1.2 in English, 1,2 in Dutch."""
+    from babel.core import UnknownLocaleError
+    from babel.numbers import format_decimal as babel_format
+
+    pattern = "0." + "0" * digits if digits > 0 else "0"
+    try:
+        return babel_format(value, format=pattern, locale=language or current_language())
+    except (UnknownLocaleError, ValueError):
+        return f"{value:.{digits}f}"
+
+
 def _source_files(language: str) -> list[Path]:
     return sorted((LOCALE_DIR / language).glob("*.po"))
 

@@ -29,7 +29,7 @@ from .device import to_pixels
 from .errors import HeadshotError, register_messages
 from . import faces as faces_module
 from .faces import Face
-from .i18n import N_, gettext_for
+from .i18n import N_, format_decimal, gettext_for
 from .jobs import EventCallback, EventKind, JobCanceled, JobEvent, JobRequest, JobResult, Stage, StopCheck, VariantResult
 from .request import OUTPUT_FORMATS
 from .styles import display_name, style_names
@@ -488,7 +488,10 @@ class _Job:
             "makeup": self.request.makeup if variant.retouch != "off" else "none",
             "backdrop": _backdrop_recipe(variant.backdrop),
             "light": {"name": variant.light, "strength": 1.0},
-            "crop": _crop_recipe(variant.crop, context.plans.get(variant.crop), (context.photo.info.height, context.photo.info.width)),
+            "crop": _crop_recipe(
+                variant.crop, context.plans.get(variant.crop), (context.photo.info.height, context.photo.info.width),
+                context.region.picture,
+            ),
             "output": {
                 "format": output_format,
                 "bit_depth": bit_depth,
@@ -533,6 +536,7 @@ class _Job:
                 "height": item.result.height,
                 "score": item.result.score,
                 "recipe": item.result.recipe,
+                "notes": variant_notes(item.result.recipe, self.language),
             }
             variant_entries.append(entry)
             by_frame[item.result.frame]["variants"].append(item.result.path.name)
@@ -766,6 +770,30 @@ class CropRegion:
         return image[:, y0:y1, x0:x1]
 
 
+# Roll below this many degrees is levelled without a note: it is within what a person notices.
+LEVELLING_NOTE_DEGREES = 0.5
+
+_VARIANT_NOTES = {
+    "black_bars": N_("The photo has black bars; the crop was planned inside them."),
+    "extended_past_edge": N_("The crop reaches past the edge of the photo; the backdrop was extended there."),
+    "head_levelled": N_("The head was levelled by {degrees}°."),
+}
+
+
+def variant_notes(recipe: dict, language: str | None = None) -> list[dict]:
+    """Return what a person should know about how a variant was framed: codes and messages in `language`."""
+    _ = gettext_for(language)
+    crop = recipe.get("crop") or {}
+    notes = []
+    if crop.get("inside_black_bars"):
+        notes.append(("black_bars", {}))
+    if crop.get("reaches_past_edge"):
+        notes.append(("extended_past_edge", {}))
+    if abs(float(crop.get("angle_degrees", 0.0))) >= LEVELLING_NOTE_DEGREES:
+        notes.append(("head_levelled", {"degrees": format_decimal(abs(float(crop["angle_degrees"])), 1, language)}))
+    return [{"code": code, "message": _(_VARIANT_NOTES[code]).format(**params)} for code, params in notes]
+
+
 def variant_file_name(stem: str, variant: VariantSpec, extension: str) -> str:
     """Return `<frame-stem>_<backdrop>_<light>_<crop><extension>`, safe on every file system."""
     return f"{stem}_{_safe_part(variant.backdrop)}_{_safe_part(variant.light)}_{_safe_part(variant.crop)}{extension}"
@@ -895,7 +923,7 @@ def _backdrop_recipe(name: str) -> dict:
     return recipe
 
 
-def _crop_recipe(name: str, plan, frame_shape) -> dict:
+def _crop_recipe(name: str, plan, frame_shape, picture: tuple[int, int, int, int] | None = None) -> dict:
     if plan is None:
         return {"name": name, "center_x": frame_shape[1] / 2, "center_y": frame_shape[0] / 2, "angle_degrees": 0.0,
                 "width": frame_shape[1], "height": frame_shape[0], "output_width": frame_shape[1],
@@ -904,6 +932,9 @@ def _crop_recipe(name: str, plan, frame_shape) -> dict:
     recipe = {"name": name}
     recipe.update({key: round(float(value), 3) if isinstance(value, float) else value for key, value in numbers.items()})
     recipe["reaches_past_edge"] = bool(plan.reaches_past_edge)
+    if picture is not None:
+        recipe["inside_black_bars"] = True
+        recipe["picture_box"] = [int(value) for value in picture]
     recipe["max_output_long_side"] = MAX_OUTPUT_LONG_SIDE.get(name)
     return recipe
 

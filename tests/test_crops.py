@@ -363,3 +363,5 @@ def test_banner_of_pillarboxed_frame_has_no_black_strip(tmp_path, astronaut_rgb)
     columns_brightest = banner.max(axis=(0, 2))
     assert columns_brightest.min() > 40, "a black bar column made it into the banner"
     assert result.variants[0].recipe["crop"]["reaches_past_edge"] is True
+    notes = [note["code"] for note in result.report["variants"][0]["notes"]]
+    assert {"black_bars", "extended_past_edge"} <= set(notes)

@@ -457,3 +457,18 @@ def test_reduced_decode_keeps_profile_and_pixels(tmp_path, astronaut_rgb, orient
     assert photo.icc_profile == profile
     expected = cv2.resize(stored, (800, 600), interpolation=cv2.INTER_AREA).astype(np.float32)
     assert np.abs(photo.pixels.astype(np.float32) - expected).mean() < 3.0
+
+
+def test_variant_notes_say_how_the_crop_was_framed_in_both_languages():
+    from pipeline.process import variant_notes
+
+    recipe = {"crop": {"name": "banner", "angle_degrees": -1.234, "reaches_past_edge": True, "inside_black_bars": True}}
+    assert [note["code"] for note in variant_notes(recipe, "en")] == ["black_bars", "extended_past_edge", "head_levelled"]
+    english = variant_notes(recipe, "en")[2]["message"]
+    dutch = variant_notes(recipe, "nl")
+    assert english == "The head was levelled by 1.2°."
+    assert dutch[2]["message"] == "Het hoofd is 1,2° rechtgezet."
+    assert all(note["message"] != english_note["message"] for note, english_note in zip(dutch, variant_notes(recipe, "en")))
+
+    level = {"crop": {"name": "square", "angle_degrees": 0.3, "reaches_past_edge": False}}
+    assert variant_notes(level, "en") == []

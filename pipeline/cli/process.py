@@ -110,6 +110,9 @@ def run_process(arguments: argparse.Namespace) -> int:
     for frame in result.report.get("frames", []):
         if frame.get("error"):
             print(_("Skipped: {message}").format(message=frame["error"]["message"]))
+    for variant in result.report.get("variants", []):
+        for note in variant.get("notes", []):
+            print(f"{variant['file']}: {note['message']}")
     return 0
 
 
