@@ -305,7 +305,8 @@ class _Job:
         crop_names = list(dict.fromkeys(variant.crop for variant in self.variants))
         plans, picture = _plan_crops(frame, info, main_face, [name for name in crop_names if name != AS_SHOT])
         keep_full_frame = AS_SHOT in crop_names
-        region = CropRegion.around(plans.values(), width, height, keep_full_frame, picture=None if keep_full_frame else picture)
+        inside_bars = None if keep_full_frame or picture == (0, 0, width, height) else picture
+        region = CropRegion.around(plans.values(), width, height, keep_full_frame, picture=inside_bars)
 
         # 2. Decode the frame once, at the resolution the region needs, and cut the region.
         photo, decoded_scale = _decode_for_region(frame, info, region)

@@ -365,3 +365,17 @@ def test_banner_of_pillarboxed_frame_has_no_black_strip(tmp_path, astronaut_rgb)
     assert result.variants[0].recipe["crop"]["reaches_past_edge"] is True
     notes = [note["code"] for note in result.report["variants"][0]["notes"]]
     assert {"black_bars", "extended_past_edge"} <= set(notes)
+
+
+def test_frame_without_bars_gets_no_bar_note(tmp_path, astronaut_rgb):
+    from pipeline.process import run_job
+    from pipeline.request import JobRequest
+
+    frame = tmp_path / "astronaut.png"
+    cv2.imwrite(str(frame), cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2BGR))
+    request = JobRequest(frames=[str(frame)], backdrops=["white"], lights=["natural"], crops=["square"], retouch="off")
+    result = run_job(request, tmp_path / "out")
+
+    variant = result.report["variants"][0]
+    assert "inside_black_bars" not in variant["recipe"]["crop"]
+    assert "black_bars" not in [note["code"] for note in variant["notes"]]
