@@ -132,6 +132,19 @@ def convert_srgb_to_cmyk(image: Image.Image, cmyk_profile: bytes | None, source_
     return ImageCms.applyTransform(image, transform)
 
 
+def convert_srgb_to_grey(image: Image.Image, grey_profile: bytes | None) -> Image.Image:
+    """Convert a neutral 'RGB' Pillow image in sRGB to 'L' in `grey_profile`, the reverse of `convert_to_srgb`.
+
+    Without a usable grey profile the grey values are the sRGB ones (Pillow's plain formula).
+    """
+    transform = None
+    if profile_color_space(grey_profile) == "GRAY":
+        transform = _transform(None, grey_profile, "RGB", "L")
+    if transform is None:
+        return image.convert("L")
+    return ImageCms.applyTransform(image, transform)
+
+
 _COLOR_SPACE_OF_MODE = {"RGB": "RGB", "CMYK": "CMYK", "L": "GRAY"}
 
 

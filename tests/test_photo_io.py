@@ -1032,3 +1032,94 @@ def test_overwrite_refused_for_every_link(tmp_path, portrait):
 
     assert hash_file(source) == before
     assert leftovers(tmp_path) == []
+
+
+def _grey_gamma_profile(gamma: float = 2.2) -> bytes:
+    """A minimal ICC v2 grey display profile (white point D50, a pure gamma curve), built byte by byte."""
+
+    def s15_fixed16(value: float) -> bytes:
+        return struct.pack(">i", round(value * 65536))
+
+    d50 = s15_fixed16(0.9642) + s15_fixed16(1.0) + s15_fixed16(0.8249)
+    text = b"Grey gamma 2.2 (test)\0"
+    tags = [
+        (b"desc", b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text + b"\0" * 8 + b"\0" * 3 + b"\0" * 67),
+        (b"wtpt", b"XYZ " + b"\0" * 4 + d50),
+        (b"kTRC", b"curv" + b"\0" * 4 + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"),
+        (b"cprt", b"text" + b"\0" * 4 + b"None\0"),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for signature, data in tags:
+        body += b"\0" * (-(offset + len(body)) % 4)
+        table += signature + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    header = (
+        struct.pack(">I", offset + len(body)) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntrGRAYXYZ "
+        + b"\0" * 12 + b"acsp" + b"\0" * 28 + d50 + b"\0" * 48
+    )
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+def test_grey_source_is_written_grey_with_its_own_profile(tmp_path, portrait):
+    profile = _grey_gamma_profile()
+    assert profile_color_space(profile) == "GRAY"
+    ImageCms.ImageCmsProfile(io.BytesIO(profile))  # a profile LittleCMS accepts
+    grey = cv2.cvtColor(portrait, cv2.COLOR_RGB2GRAY)
+    source = tmp_path / "mono.png"
+    Image.fromarray(grey, "L").save(source, icc_profile=profile)
+    photo = read_photo(source)
+
+    written = write_photo(tmp_path / "out.png", photo.pixels, None, like=probe(source))
+
+    with Image.open(written) as image:
+        assert image.mode == "L"
+        assert image.info["icc_profile"] == profile
+        difference = np.abs(np.asarray(image).astype(int) - grey.astype(int))
+    assert difference.mean() < 0.5  # the read goes through 8-bit sRGB, which rounds deep shadows
+
+
+def test_grey_source_without_profile_keeps_its_values(tmp_path, portrait):
+    grey = cv2.cvtColor(portrait, cv2.COLOR_RGB2GRAY)
+    source = tmp_path / "mono.png"
+    Image.fromarray(grey, "L").save(source)
+    photo = read_photo(source)
+
+    written = write_photo(tmp_path / "out.png", photo.pixels, None, like=probe(source))
+
+    with Image.open(written) as image:
+        assert image.mode == "L"
+        assert "icc_profile" not in image.info
+        assert np.array_equal(np.asarray(image), grey)
+
+
+def test_16bit_grey_source_is_written_16bit_grey(tmp_path, portrait):
+    grey = deep(cv2.cvtColor(portrait, cv2.COLOR_RGB2GRAY))
+    for name in ("mono16.png", "mono16.tif"):
+        source = tmp_path / name
+        if name.endswith(".png"):
+            cv2.imwrite(str(source), grey)
+        else:
+            tifffile.imwrite(source, grey, photometric="minisblack")
+        photo = read_photo(source)
+
+        written = write_photo(tmp_path / f"out-{name}", photo.pixels, None, like=probe(source))
+
+        decoded = cv2.imread(str(written), cv2.IMREAD_UNCHANGED)
+        assert decoded.ndim == 2 and decoded.dtype == np.uint16, name
+        assert np.array_equal(decoded, grey), name
+
+
+def test_grey_source_that_gained_colour_is_written_rgb(tmp_path, portrait):
+    profile = _grey_gamma_profile()
+    source = tmp_path / "mono.jpg"
+    Image.fromarray(cv2.cvtColor(portrait, cv2.COLOR_RGB2GRAY), "L").save(source, quality=95, icc_profile=profile)
+    photo = read_photo(source)
+    coloured = photo.pixels.copy()
+    coloured[:100, :100] = (30, 60, 200)  # a brand-colour backdrop, say
+
+    written = write_photo(tmp_path / "out.jpg", coloured, None, like=probe(source))
+
+    with Image.open(written) as image:
+        assert image.mode == "RGB"
+        assert profile_color_space(image.info["icc_profile"]) == "RGB"

@@ -472,3 +472,18 @@ def test_variant_notes_say_how_the_crop_was_framed_in_both_languages():
 
     level = {"crop": {"name": "square", "angle_degrees": 0.3, "reaches_past_edge": False}}
     assert variant_notes(level, "en") == []
+
+
+def test_black_and_white_frame_stays_black_and_white(tmp_path, astronaut_rgb):
+    from pipeline.process import run_job
+
+    source = tmp_path / "mono.jpg"
+    Image.fromarray(cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2GRAY), "L").save(source, quality=95)
+    request = JobRequest(frames=[str(source)], backdrops=["white", "color:#1f4e79"], lights=["natural"], crops=["square"])
+    result = run_job(request, tmp_path / "out")
+
+    modes = {}
+    for variant in result.variants:
+        with Image.open(variant.path) as image:
+            modes[variant.recipe["backdrop"]["name"]] = image.mode
+    assert modes == {"white": "L", "color:#1f4e79": "RGB"}

@@ -38,6 +38,9 @@ _CAMERA_RAW_SUFFIXES = {
     ".mrw", ".nef", ".nrw", ".orf", ".pef", ".raf", ".rw2", ".rwl", ".sr2", ".srf", ".srw", ".x3f",
 }  # fmt: skip
 _EIGHT_BIT_FORMATS = ("jpeg", "webp", "heic")
+# Pillow modes of a greyscale source, and the formats that write a grey result as one channel.
+GREY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L")
+_GREY_FORMATS = ("jpeg", "png", "tiff")
 
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1", b"mif2"}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -19,11 +19,11 @@ import tifffile
 from PIL import Image, PngImagePlugin
 
 from ..atomic import atomic_output
-from ..color import convert_srgb_to_cmyk, profile_color_space, srgb_profile
+from ..color import convert_srgb_to_cmyk, convert_srgb_to_grey, profile_color_space, srgb_profile
 from ..errors import HeadshotError
 from ..i18n import _
 from .failures import _invalid_option, _os_reason
-from .formats import FORMATS, _EIGHT_BIT_FORMATS, _FORMAT_ALIASES, _PNG_SIGNATURE, _SUFFIX_FORMATS
+from .formats import FORMATS, GREY_MODES, _EIGHT_BIT_FORMATS, _FORMAT_ALIASES, _GREY_FORMATS, _PNG_SIGNATURE, _SUFFIX_FORMATS
 from .metadata import (
     CREATOR_TOOL,
     DIGITAL_SOURCE_TYPES,
@@ -87,7 +87,8 @@ def write_photo(
     # 3. Metadata for the new file.
     # NOTE: the source's IPTC-IIM records are not written; XMP carries the IPTC Core fields Lightroom writes.
     write_cmyk = format == "same" and image_format == "jpeg" and like is not None and like.mode == "CMYK"
-    profile = _output_profile(icc_profile, like)
+    write_grey = _writes_grey(image_format, like, pixels, alpha)
+    profile = _output_profile(icc_profile, like, grey=write_grey)
     if exif is None and like is not None:
         exif = like.exif
     if xmp is None and like is not None:
@@ -99,6 +100,8 @@ def write_photo(
     # 4. Pixels at the output bit depth.
     pixels = _to_bit_depth(pixels, depth)
     alpha = _to_bit_depth(alpha, depth) if alpha is not None else None
+    if write_grey:
+        pixels = _grey_pixels(pixels, profile)
     if image_format == "jpeg" and alpha is not None:
         pixels, alpha = _flatten_on_white(pixels, alpha), None
 
@@ -194,12 +197,47 @@ def _reject_overwriting_inputs(target: Path, inputs: Iterable, like: PhotoInfo |
             raise HeadshotError("would_overwrite_input", target, f"same file as input {source}")
 
 
-def _output_profile(icc_profile: bytes | None, like: PhotoInfo | None) -> bytes | None:
-    """Choose the RGB profile to embed: the caller's, else the source's, else sRGB when the source's was CMYK or grey."""
+def _writes_grey(image_format: str, like: PhotoInfo | None, pixels: np.ndarray, alpha: np.ndarray | None) -> bool:
+    """Return True to write one grey channel: the source was greyscale and the new pixels are still neutral.
+
+    A black-and-white photo stays black and white, with its own grey profile; a variant that gained colour
+    (a brand-colour backdrop, make-up) is written in RGB. JPEG, PNG and TIFF take grey; alpha stays RGBA.
+    """
+    if like is None or like.mode not in GREY_MODES or image_format not in _GREY_FORMATS or alpha is not None:
+        return False
+    tolerance = 257 if pixels.dtype == np.uint16 else 1
+    widest = max(
+        int(cv2.absdiff(pixels[:, :, 0], pixels[:, :, 1]).max()), int(cv2.absdiff(pixels[:, :, 1], pixels[:, :, 2]).max())
+    )
+    return widest <= tolerance
+
+
+def _grey_pixels(pixels: np.ndarray, grey_profile: bytes | None) -> np.ndarray:
+    """Return the one grey channel (H, W) of neutral RGB pixels, in the grey profile the file will carry.
+
+    8-bit grey with a profile was read into sRGB through that profile, so it goes back through it; 16-bit
+    grey was read with its values as they were (see `read_photo`), so they stay.
+    """
+    if pixels.dtype == np.uint8 and grey_profile:
+        return np.asarray(convert_srgb_to_grey(Image.fromarray(pixels, "RGB"), grey_profile))
+    return np.ascontiguousarray(pixels[:, :, 1])
+
+
+def _output_profile(icc_profile: bytes | None, like: PhotoInfo | None, grey: bool = False) -> bytes | None:
+    """Choose the profile to embed: the caller's, else the source's; sRGB for RGB pixels from a CMYK or grey source.
+
+    With `grey`, the source's grey profile is kept, and a profile of another colour space is left out.
+    """
     if icc_profile is not None:
         profile = icc_profile or None
     else:
         profile = like.icc_profile if like is not None else None
+    if grey:
+        # The caller's profile describes the RGB working pixels; the source's grey profile describes the file.
+        source = like.icc_profile if like is not None else None
+        if icc_profile == b"" or profile_color_space(source) != "GRAY":
+            return None
+        return source
     if profile is not None and profile_color_space(profile) != "RGB":
         # read_photo converted CMYK and grey sources to sRGB.
         return srgb_profile()
@@ -222,6 +260,8 @@ def _flatten_on_white(pixels: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 
 def _pillow_image(pixels: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
+    if pixels.ndim == 2:
+        return Image.fromarray(pixels, "L")
     if alpha is None:
         return Image.fromarray(pixels, "RGB")
     return Image.fromarray(np.dstack([pixels, alpha]), "RGBA")
@@ -276,7 +316,7 @@ def _png_encoder(pixels, alpha, metadata: _Metadata):
             _pillow_image(pixels, alpha).save(handle, "PNG", pnginfo=text, **options)
             return
         # Pillow cannot write 16-bit RGB: encode with OpenCV and add the metadata chunks.
-        bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+        bgr = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
         if alpha is not None:
             bgr = np.dstack([bgr, alpha])
         ok, encoded = cv2.imencode(".png", bgr)
@@ -344,7 +384,7 @@ def _tiff_encoder(pixels, alpha, metadata: _Metadata):
         tifffile.imwrite(
             handle,
             data,
-            photometric="rgb",
+            photometric="minisblack" if data.ndim == 2 else "rgb",
             extrasamples=("unassalpha",) if alpha is not None else None,
             planarconfig="contig",
             software=CREATOR_TOOL,
