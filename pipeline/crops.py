@@ -65,7 +65,10 @@ FRAMINGS: dict[str, _Framing] = {
     "us-passport": _Framing(1.0, (0.55, 0.64), (0.32, 0.43), (0.08, 0.13), True, 0.5, 0.02, output=(600, 600)),
 }
 HEAD_STEPS = 25  # framings tried between the loose and the tight end
-CUT_HEAD_EYE_MIN = 0.15  # eye line from the top when a social crop cuts the head where the frame does
+CUT_HEAD_EYE_MIN = 0.15
+# A face whose mesh reaches past the frame's side by more than SIDE_CUT_SHARE of its width is cut by the frame;
+# its crops may then place the face anywhere across (SIDE_CUT_SLACK crop widths) to stay inside the frame.
+SIDE_CUT_SHARE, SIDE_CUT_SLACK = 0.02, 10.0  # eye line from the top when a social crop cuts the head where the frame does
 ASPECT_UNITS = {"square": (1, 1), "portrait": (4, 5), "classic": (2, 3), "banner": (16, 9)}
 # Black bars (a video frame pillarboxed or letterboxed): rows or columns at the frame's edge whose pixels
 # are at most BAR_LEVEL in every channel and vary by at most BAR_SPREAD (8-bit), together at least
@@ -126,6 +129,14 @@ def plan_crop(
         # from the loosest height down to one where eye line to chin fills 40 % of the height.
         tightest = head.chin / 0.40
         for height in np.linspace(head.height / framing.head_range[0], tightest, 2 * HEAD_STEPS):
+            plan = _fit_inside(framing, head, height, height * framing.aspect, image_width, image_height, cut_head=True)
+            if plan is not None:
+                break
+    if plan is None and head.side_cut:
+        # The frame cuts the face at its side: rather than extend the frame beside half a face, take the largest
+        # crop of this aspect that fits across the frame, down to half that, placed as the framing allows.
+        widest = min(head.height / framing.head_range[1], 0.999 * image_width / framing.aspect, 0.999 * image_height)
+        for height in np.linspace(widest, 0.5 * widest, HEAD_STEPS):
             plan = _fit_inside(framing, head, height, height * framing.aspect, image_width, image_height, cut_head=True)
             if plan is not None:
                 break
@@ -423,6 +434,7 @@ class _Head:
     chin: float  # below the eye line
     gaze: float  # -1 turned to the image's left, +1 to its right, 0 frontal
     crown_cut: bool = False  # the frame's edge cuts the top of the head
+    side_cut: bool = False  # the frame's left or right edge cuts the face
 
     @property
     def height(self) -> float:
@@ -456,7 +468,14 @@ def _head_geometry(face: Face, matte: torch.Tensor | None, image_width: int, ima
         top, crown_cut = _matte_top(matte, (image_width, image_height), eye_mid, angle, face_center_x, face_width, 1.6 * chin)
         crown = float(np.clip(top, CROWN_RANGE[0] * chin, CROWN_RANGE[1] * chin))
     gaze = float(np.clip(nose_offset / max(0.08 * face_width, 1e-6), -1, 1)) if abs(nose_offset) > 0.04 * face_width else 0.0
-    return _Head(angle, eye_mid, face_center_x, -crown, chin, gaze, crown_cut)
+
+    # 3. A face the frame's side cuts off (the mesh runs on past the edge) cannot be made whole by extending the
+    #    frame: that would show half a face beside a made-up backdrop.
+    side_cut = False
+    if face.landmarks is not None:
+        margin = SIDE_CUT_SHARE * face_width
+        side_cut = bool(face.landmarks[:, 0].min() < -margin or face.landmarks[:, 0].max() > image_width + margin)
+    return _Head(angle, eye_mid, face_center_x, -crown, chin, gaze, crown_cut, side_cut)
 
 
 def _matte_top(matte, image_size, eye_mid, angle, face_center_x, face_width, reach) -> tuple[float, bool]:
@@ -512,7 +531,8 @@ def _allowed_offsets(framing: _Framing, head: _Head, height: float, width: float
         # Leave the open space on the side the face turns to; frontal faces go to the right third.
         face_x = 1 - face_x if head.gaze > 0 else face_x
     preferred_x = head.face_center_x - (face_x - 0.5) * width
-    x_range = (preferred_x - framing.horizontal_slack * width, preferred_x + framing.horizontal_slack * width)
+    slack = framing.horizontal_slack if not head.side_cut else SIDE_CUT_SLACK
+    x_range = (preferred_x - slack * width, preferred_x + slack * width)
 
     # 2. Vertical: the eye line sits at y = 0 and the crown at head.crown, so each rule bounds the centre.
     eye_low, eye_high = framing.eye_range

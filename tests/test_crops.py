@@ -379,3 +379,26 @@ def test_frame_without_bars_gets_no_bar_note(tmp_path, astronaut_rgb):
     variant = result.report["variants"][0]
     assert "inside_black_bars" not in variant["recipe"]["crop"]
     assert "black_bars" not in [note["code"] for note in variant["notes"]]
+
+
+@pytest.mark.parametrize("name", ["square", "portrait", "banner"])
+def test_face_cut_by_the_side_is_cropped_inside_the_frame(astronaut_rgb, name):
+    # The frame's right edge runs through the astronaut's face: extending the frame would put half a face
+    # beside a made-up backdrop, so the crop stays inside and cuts the face where the frame does.
+    cut = np.ascontiguousarray(astronaut_rgb[:, :240])
+    face = shared_finder().find(cut)[0]
+    assert face.landmarks[:, 0].max() > 240 + 5  # the mesh runs on past the edge
+
+    plan = plan_crop(name, face, cut.shape[1], cut.shape[0], person_matte(to_tensor(cut), [face]))
+
+    assert not plan.reaches_past_edge
+    corners = _plan_corners(plan)
+    assert corners[:, 0].min() >= -0.5 and corners[:, 0].max() <= 240.5
+    assert corners[:, 1].min() >= -0.5 and corners[:, 1].max() <= 512.5
+
+
+def _plan_corners(plan) -> np.ndarray:
+    angle = math.radians(plan.angle_degrees)
+    half = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * [plan.width / 2, plan.height / 2]
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    return half @ rotation.T + [plan.center_x, plan.center_y]
