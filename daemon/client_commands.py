@@ -13,7 +13,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from pipeline.errors import HeadshotError, register_messages
+from pipeline.errors import HeadshotError, register_messages, with_code
 from pipeline.i18n import N_, _, current_language
 
 EXIT_FAILED = 1
@@ -351,7 +351,7 @@ def _check_readable(frame: str) -> None:
 def _report_failure(arguments, code: str, message: str, detail: str, file: str, exit_code: int) -> int:
     if getattr(arguments, "json", False):
         _print_json_line({"event": "error", "error": {"code": code, "message": message, "detail": detail, "file": file}})
-    print(message, file=sys.stderr)
+    print(with_code(code, message) if code else message, file=sys.stderr)
     return exit_code
 
 

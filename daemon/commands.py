@@ -40,7 +40,7 @@ def run_daemon_command(arguments) -> int:
     try:
         config = load_config(arguments.config)
     except HeadshotError as error:
-        print(error.user_message(), file=sys.stderr)
+        print(error.terminal_message(), file=sys.stderr)
         return 2
     if arguments.print_config:
         import tomli_w
@@ -73,7 +73,7 @@ def run_foreground(config, tray: bool = True) -> int:
         print(_already_running_message(running.pid, running.address), file=sys.stderr)
         return EXIT_ALREADY_RUNNING
     except HeadshotError as error:
-        print(error.user_message(), file=sys.stderr)
+        print(error.terminal_message(), file=sys.stderr)
         return 2
 
     def stop_when_requested():

@@ -281,7 +281,7 @@ def run_doctor_command(arguments: argparse.Namespace) -> int:
     try:
         config = load_config()
     except HeadshotError as error:
-        print(error.user_message(), file=sys.stderr)
+        print(error.terminal_message(), file=sys.stderr)
         return 1
     results = run_checks(config)
     if getattr(arguments, "json", False):

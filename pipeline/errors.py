@@ -54,6 +54,10 @@ class HeadshotError(Exception):
         fields = {"file": self.path or "-", "log": "-", **self.params}
         return _(MESSAGES[self.code]).format(**fields)
 
+    def terminal_message(self, language: str | None = None) -> str:
+        """Return the message with its stable code, as a command prints it: "Error file_empty: x.jpg is empty …"."""
+        return with_code(self.code, self.user_message(language), language)
+
     def to_dict(self, language: str | None = None) -> dict:
         return {
             "code": self.code,
@@ -61,3 +65,8 @@ class HeadshotError(Exception):
             "message": self.user_message(language),
             "detail": self.detail,
         }
+
+
+def with_code(code: str, message: str, language: str | None = None) -> str:
+    """Put an error's stable code before its message, so it can be searched for and quoted in a support request."""
+    return gettext_for(language)(N_("Error {code}: {message}")).format(code=code, message=message)

@@ -238,7 +238,7 @@ def test_cli_invalid_option_exits_2_in_dutch(tmp_path, astronaut_png, capsys, mo
     code = main(["process", str(astronaut_png), "--out", str(tmp_path / "out"), "--backdrop", "white,neon"])
     assert code == 2
     error = capsys.readouterr().err
-    assert "Ongeldige optie --backdrop: neon" in error
+    assert error.startswith("Fout invalid_option: Ongeldige optie --backdrop: neon")
     assert "studio-grey" in error
     assert not (tmp_path / "out").exists()
 

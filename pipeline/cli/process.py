@@ -164,7 +164,7 @@ def _invalid(option: str, value, allowed: str) -> HeadshotError:
 def _report_error(error: HeadshotError, as_json: bool, exit_code: int) -> int:
     if as_json:
         print(json.dumps({"error": error.to_dict()}, ensure_ascii=False, indent=2))
-    print(error.user_message(), file=sys.stderr)
+    print(error.terminal_message(), file=sys.stderr)
     return exit_code
 
 

@@ -97,7 +97,7 @@ def run_hotfolder(arguments: argparse.Namespace) -> int:
         # 2. Watch until stopped.
         bridge.start()
     except HeadshotError as error:
-        print(error.user_message(), file=sys.stderr)
+        print(error.terminal_message(), file=sys.stderr)
         return 1
     for folder in folders:
         print(_("Watching {inbox}; results go to {output}.").format(inbox=folder.inbox, output=folder.output))
