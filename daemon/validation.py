@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 from pipeline.errors import HeadshotError
+from pipeline.i18n import N_, gettext_for
 from pipeline.request import MAKEUP_PRESETS, OUTPUT_FORMATS, RETOUCH_PRESETS, JobRequest
 
 from .config import DefaultStyles
@@ -97,7 +98,7 @@ def check_output_dir(output_dir: str) -> None:
         raise HeadshotError("path_not_absolute", output_dir, "output_dir must be absolute")
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise HeadshotError("write_failed", output_dir, "output_dir exists and is not a folder",
-                            reason="not a folder")
+                            reason=gettext_for()(N_("it is a file, not a folder")))
 
 
 def _photo_probe():

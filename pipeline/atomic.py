@@ -8,9 +8,11 @@ then fsync of the folder.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -31,10 +33,12 @@ def atomic_output(path: Path, mode: int = 0o644, suffix: str = PART_SUFFIX) -> I
     """Yield a binary handle whose content replaces `path` in one rename when the block ends without error.
 
     On any error (or KeyboardInterrupt) the temporary file is removed, `path` is
-    left as it was, and the error propagates unchanged. `suffix` lets a writer
+    left as it was, and the error propagates unchanged. A read-only `path` is not
+    replaced: PermissionError. `suffix` lets a writer
     mark its temporary files as its own (the daemon uses ".partial").
     """
     path = Path(path)
+    _refuse_read_only(path)
     temporary = temporary_path_for(path, suffix)
     handle = temporary.open("xb")
     try:
@@ -49,6 +53,19 @@ def atomic_output(path: Path, mode: int = 0o644, suffix: str = PART_SUFFIX) -> I
             temporary.unlink()
         raise
     fsync_folder(path.parent)
+
+
+def _refuse_read_only(path: Path) -> None:
+    """Raise PermissionError when `path` exists and nobody may write it: someone protected that file on purpose.
+
+    The mode bits are read rather than asking `os.access`, which says yes to the superuser.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if stat.S_ISREG(mode) and not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        raise PermissionError(errno.EACCES, "the existing file is read-only", str(path))
 
 
 def fsync_folder(folder: Path) -> None:

@@ -167,7 +167,12 @@ def run_job(
     when `should_stop` returns True; files finished before that stay.
     """
     validate_request(request)
-    return _Job(request, Path(output_dir), on_event, should_stop, job_id or uuid.uuid4().hex[:12]).run()
+    job = _Job(request, Path(output_dir), on_event, should_stop, job_id or uuid.uuid4().hex[:12])
+    try:
+        return job.run()
+    except BaseException:
+        job.remove_output_dir_if_unused()
+        raise
 
 
 @dataclass
@@ -196,6 +201,7 @@ class _Job:
     selection: object = None
     rendered: int = 0
     total_to_render: int = 1
+    created_output_dir: bool = False
 
     def run(self) -> JobResult:
         from .i18n import current_language
@@ -562,14 +568,26 @@ class _Job:
     # -- helpers ----------------------------------------------------------------------
 
     def _prepare_output_dir(self) -> None:
+        from .photo_io.failures import os_reason
+
+        self.created_output_dir = not self.output_dir.exists()
         try:
             self.output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise HeadshotError("write_failed", self.output_dir, str(error), reason=error.strerror or str(error)) from error
+            raise HeadshotError("write_failed", self.output_dir, str(error), reason=os_reason(error)) from error
         inputs = {Path(frame).resolve() for frame in self.request.frames}
         for name in (REPORT_NAME, CONTACT_SHEET_NAME):
             if (self.output_dir / name).resolve() in inputs:
                 raise HeadshotError("would_overwrite_input", self.output_dir / name, "an input frame has the report's or contact sheet's name")
+
+    def remove_output_dir_if_unused(self) -> None:
+        """After a failed job, remove the output folder again if this job made it and nothing was written there."""
+        if not self.created_output_dir:
+            return
+        try:
+            self.output_dir.rmdir()  # only an empty folder goes
+        except OSError:
+            pass
 
     def _unique_stem(self, stem: str) -> str:
         safe = _safe_part(stem) or "frame"

@@ -959,6 +959,20 @@ def test_failed_write_keeps_old_output(tmp_path, monkeypatch, portrait):
     assert leftovers(tmp_path) == []
 
 
+def test_read_only_output_is_not_replaced(tmp_path, portrait):
+    target = write_photo(tmp_path / "variant.png", portrait)
+    before = hash_file(target)
+    target.chmod(0o444)
+
+    with pytest.raises(HeadshotError) as raised:
+        write_photo(target, portrait[::-1].copy())
+
+    assert raised.value.code == "write_failed"
+    assert raised.value.user_message("en").startswith(f"{target} could not be written (permission denied)")
+    assert hash_file(target) == before
+    assert leftovers(tmp_path) == []
+
+
 def test_invalid_option_writes_nothing(tmp_path, portrait):
     cases = [
         {"format": "gif"},

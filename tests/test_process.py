@@ -487,3 +487,26 @@ def test_black_and_white_frame_stays_black_and_white(tmp_path, astronaut_rgb):
         with Image.open(variant.path) as image:
             modes[variant.recipe["backdrop"]["name"]] = image.mode
     assert modes == {"white": "L", "color:#1f4e79": "RGB"}
+
+
+def test_failed_job_leaves_no_empty_output_folder(tmp_path, capsys):
+    from daemon.cli import main
+
+    empty = tmp_path / "x.jpg"
+    empty.write_bytes(b"")
+    out = tmp_path / "new-folder"
+    assert main(["process", str(empty), "--out", str(out)]) == 1
+    assert "file_empty" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_output_folder_that_is_a_file_is_named_as_such(tmp_path, astronaut_png, capsys, monkeypatch):
+    from daemon.cli import main
+
+    monkeypatch.setenv("HEADSHOT_LANG", "nl")
+    not_a_folder = tmp_path / "out"
+    not_a_folder.write_text("a file, not a folder")
+    assert main(["process", str(astronaut_png), "--out", str(not_a_folder)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("Fout write_failed:")
+    assert "het is een bestand, geen map" in error

@@ -33,10 +33,11 @@ def _invalid_option(path: Path, option: str, value, allowed: str, detail: str) -
 
 
 def _unreadable(path: Path, error: OSError) -> HeadshotError:
-    return HeadshotError("file_unreadable", path, str(error), reason=_os_reason(error))
+    return HeadshotError("file_unreadable", path, str(error), reason=os_reason(error))
 
 
-def _os_reason(error: OSError) -> str:
+def os_reason(error: OSError) -> str:
+    """Return why an operating-system call failed, in the reader's words and language."""
     reasons = {
         errno.EACCES: N_("permission denied"),
         errno.EPERM: N_("permission denied"),
@@ -45,6 +46,7 @@ def _os_reason(error: OSError) -> str:
         errno.ENOSPC: N_("no space left on the disk"),
         errno.EROFS: N_("the disk is read-only"),
         errno.EISDIR: N_("it is a folder"),
+        errno.EEXIST: N_("it is a file, not a folder"),
         errno.EIO: N_("input/output error"),
     }
     reason = reasons.get(error.errno or 0)

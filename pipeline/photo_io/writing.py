@@ -22,7 +22,7 @@ from ..atomic import atomic_output
 from ..color import convert_srgb_to_cmyk, convert_srgb_to_grey, profile_color_space, srgb_profile
 from ..errors import HeadshotError
 from ..i18n import _
-from .failures import _invalid_option, _os_reason
+from .failures import _invalid_option, os_reason
 from .formats import FORMATS, GREY_MODES, _EIGHT_BIT_FORMATS, _FORMAT_ALIASES, _GREY_FORMATS, _PNG_SIGNATURE, _SUFFIX_FORMATS
 from .metadata import (
     CREATOR_TOOL,
@@ -405,7 +405,7 @@ def _write_atomically(target: Path, encode: Callable[[BinaryIO], None]) -> None:
         with atomic_output(target) as handle:
             encode(handle)
     except OSError as error:
-        raise HeadshotError("write_failed", target, str(error), reason=_os_reason(error)) from error
+        raise HeadshotError("write_failed", target, str(error), reason=os_reason(error)) from error
     except HeadshotError:
         raise
     except Exception as error:
