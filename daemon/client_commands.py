@@ -71,11 +71,13 @@ def register(subparsers) -> None:
     cancel = subparsers.add_parser("cancel", help=_("Cancel a job that is still queued."),
                                    description=_("Cancel a job that is still queued. A running job is stopped with headshot interrupt."))
     cancel.add_argument("job", metavar="JOB", help=_("the job's id, as headshot jobs lists it"))
+    cancel.add_argument("--json", action="store_true", help=_("print the outcome as JSON"))
     cancel.set_defaults(handler=run_cancel)
 
     interrupt = subparsers.add_parser("interrupt", help=_("Stop the job that is running."),
                                       description=_("Stop the job that is running; it ends as canceled within a few seconds."))
     interrupt.add_argument("job", metavar="JOB", help=_("the job's id, as headshot jobs lists it"))
+    interrupt.add_argument("--json", action="store_true", help=_("print the outcome as JSON"))
     interrupt.set_defaults(handler=run_interrupt)
 
     # 4. doctor
@@ -434,7 +436,7 @@ def run_status(arguments: argparse.Namespace) -> int:
     except DaemonError as error:
         if arguments.json:
             _print_json_line({"running": False, "error": {"code": error.code, "message": error.message}})
-        print(error.message, file=sys.stderr)
+        print(with_code(error.code, error.message), file=sys.stderr)
         return EXIT_FAILED
 
     if arguments.json:
@@ -469,8 +471,7 @@ def run_jobs(arguments: argparse.Namespace) -> int:
         with connect(start=not arguments.no_start) as client:
             jobs = client.jobs(limit=max(1, arguments.limit))
     except DaemonError as error:
-        print(error.message, file=sys.stderr)
-        return EXIT_FAILED
+        return _report_failure(arguments, error.code, error.message, error.detail, error.file, EXIT_FAILED)
 
     if arguments.json:
         print(json.dumps([job_to_dict(job) for job in jobs], ensure_ascii=False, indent=2))
@@ -533,25 +534,27 @@ def _local_time(iso: str | None) -> str:
 
 def run_cancel(arguments: argparse.Namespace) -> int:
     """Cancel a queued job; the daemon's translated error when it is running, finished or unknown."""
-    return _change_job(arguments.job, "cancel", _("Job {job} was canceled."))
+    return _change_job(arguments, "cancel", _("Job {job} was canceled."))
 
 
 def run_interrupt(arguments: argparse.Namespace) -> int:
     """Stop the running job; the daemon's translated error when it is not running."""
-    return _change_job(arguments.job, "interrupt", _("Job {job} is being stopped; it ends as canceled within a few seconds."))
+    return _change_job(arguments, "interrupt", _("Job {job} is being stopped; it ends as canceled within a few seconds."))
 
 
-def _change_job(job_id: str, call: str, done_message: str) -> int:
+def _change_job(arguments: argparse.Namespace, call: str, done_message: str) -> int:
     """Call the daemon's `cancel` or `interrupt` for one job, without starting a daemon, and print the outcome."""
     from .client import DaemonError
 
     try:
         with connect(start=False) as client:
-            getattr(client, call)(job_id)
+            getattr(client, call)(arguments.job)
     except DaemonError as error:
-        print(error.message, file=sys.stderr)
-        return EXIT_FAILED
-    print(done_message.format(job=job_id))
+        return _report_failure(arguments, error.code, error.message, error.detail, error.file, EXIT_FAILED)
+    if arguments.json:
+        _print_json_line({"job_id": arguments.job, "done": call, "message": done_message.format(job=arguments.job)})
+    else:
+        print(done_message.format(job=arguments.job))
     return 0
 
 
