@@ -446,6 +446,20 @@ def test_cmyk_jpeg_read_and_written_back(tmp_path, portrait):
     assert psnr(read_photo(target).pixels, portrait) > 28
 
 
+def test_cmyk_jpeg_stays_cmyk_when_jpeg_is_named(tmp_path, portrait):
+    # `headshot process` names the format it resolved from "same"; a CMYK JPEG must still come back CMYK.
+    profile = cmyk_profile()
+    source = tmp_path / "press.jpg"
+    cmyk_jpeg(source, portrait, profile)
+    photo = read_photo(source)
+
+    target = write_photo(tmp_path / "named.jpg", photo.pixels, like=photo.info, format="jpg", icc_profile=photo.icc_profile)
+
+    with Image.open(target) as written:
+        assert written.mode == "CMYK"
+        assert written.info.get("icc_profile") == profile
+
+
 def test_cmyk_jpeg_as_png_gets_srgb(tmp_path, portrait):
     source = tmp_path / "press.jpg"
     cmyk_jpeg(source, portrait, cmyk_profile())
@@ -1048,35 +1062,18 @@ def test_overwrite_refused_for_every_link(tmp_path, portrait):
     assert leftovers(tmp_path) == []
 
 
-def _grey_gamma_profile(gamma: float = 2.2) -> bytes:
-    """A minimal ICC v2 grey display profile (white point D50, a pure gamma curve), built byte by byte."""
-
-    def s15_fixed16(value: float) -> bytes:
-        return struct.pack(">i", round(value * 65536))
-
-    d50 = s15_fixed16(0.9642) + s15_fixed16(1.0) + s15_fixed16(0.8249)
-    text = b"Grey gamma 2.2 (test)\0"
-    tags = [
-        (b"desc", b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text + b"\0" * 8 + b"\0" * 3 + b"\0" * 67),
-        (b"wtpt", b"XYZ " + b"\0" * 4 + d50),
-        (b"kTRC", b"curv" + b"\0" * 4 + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"),
-        (b"cprt", b"text" + b"\0" * 4 + b"None\0"),
-    ]
-    offset = 128 + 4 + 12 * len(tags)
-    table, body = b"", b""
-    for signature, data in tags:
-        body += b"\0" * (-(offset + len(body)) % 4)
-        table += signature + struct.pack(">II", offset + len(body), len(data))
-        body += data
-    header = (
-        struct.pack(">I", offset + len(body)) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntrGRAYXYZ "
-        + b"\0" * 12 + b"acsp" + b"\0" * 28 + d50 + b"\0" * 48
-    )
-    return header + struct.pack(">I", len(tags)) + table + body
+def grey_profile(gamma: float = 2.2) -> bytes:
+    """A grey display profile with a pure gamma curve, as Photoshop's "Gray Gamma 2.2"."""
+    return _build_profile(b"mntr", b"GRAY", {
+        b"desc": _text_description("Grey gamma test profile"),
+        b"cprt": b"text\0\0\0\0" + b"No copyright, test profile\0",
+        b"wtpt": _xyz_tag(D50),
+        b"kTRC": b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)),
+    })
 
 
 def test_grey_source_is_written_grey_with_its_own_profile(tmp_path, portrait):
-    profile = _grey_gamma_profile()
+    profile = grey_profile()
     assert profile_color_space(profile) == "GRAY"
     ImageCms.ImageCmsProfile(io.BytesIO(profile))  # a profile LittleCMS accepts
     grey = cv2.cvtColor(portrait, cv2.COLOR_RGB2GRAY)
@@ -1125,7 +1122,7 @@ def test_16bit_grey_source_is_written_16bit_grey(tmp_path, portrait):
 
 
 def test_grey_source_that_gained_colour_is_written_rgb(tmp_path, portrait):
-    profile = _grey_gamma_profile()
+    profile = grey_profile()
     source = tmp_path / "mono.jpg"
     Image.fromarray(cv2.cvtColor(portrait, cv2.COLOR_RGB2GRAY), "L").save(source, quality=95, icc_profile=profile)
     photo = read_photo(source)

@@ -63,7 +63,7 @@ def write_photo(
     `like`'s; pass b"" to leave one out. EXIF Orientation is reset to 1 because
     the pixels are upright, and the XMP packet records the IPTC digital source
     type and Headshot Studio as creator tool. A CMYK JPEG source written as
-    "same" is converted back to CMYK with its own profile. JPEG has no alpha, so
+    JPEG ("same" or named) is converted back to CMYK with its own profile. JPEG has no alpha, so
     an alpha matte is composited over white there.
 
     Raises HeadshotError: invalid_option, would_overwrite_input, write_failed.
@@ -86,7 +86,10 @@ def write_photo(
 
     # 3. Metadata for the new file.
     # NOTE: the source's IPTC-IIM records are not written; XMP carries the IPTC Core fields Lightroom writes.
-    write_cmyk = format == "same" and image_format == "jpeg" and like is not None and like.mode == "CMYK"
+    write_cmyk = (
+        image_format == "jpeg" and like is not None and like.mode == "CMYK"
+        and _FORMAT_ALIASES.get(str(format).lower(), str(format).lower()) in ("same", like.format)
+    )
     write_grey = _writes_grey(image_format, like, pixels, alpha)
     profile = _output_profile(icc_profile, like, grey=write_grey)
     if exif is None and like is not None:
