@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipeline.i18n import N_, _
+from pipeline.i18n import N_, _, format_decimal
 
 OK = "ok"
 WARNING = "warning"
@@ -220,7 +220,7 @@ def check_disk(config) -> CheckResult:
     """Check the free space where the daemon keeps its jobs."""
     folder = _nearest_existing(config.data_path)
     free = shutil.disk_usage(folder).free
-    message = _("{free:.1f} GB free in {folder}.").format(free=free / 1e9, folder=config.data_path)
+    message = _("{free} GB free in {folder}.").format(free=format_decimal(free / 1e9, 1), folder=config.data_path)
     if free < DISK_PROBLEM_BYTES:
         return CheckResult("disk", PROBLEM, message, _("Free at least {size} GB, or set data_dir in {file} to another disk.").format(
             size=DISK_WARNING_BYTES // 1024**3, file=config.folders.config_file))
