@@ -794,7 +794,7 @@ LEVELLING_NOTE_DEGREES = 0.5
 
 _VARIANT_NOTES = {
     "black_bars": N_("The photo has black bars; the crop was planned inside them."),
-    "extended_past_edge": N_("The crop reaches past the edge of the photo; the backdrop was extended there."),
+    "extended_past_edge": N_("The crop reaches past the edge of the photo; the picture was continued there."),
     "head_levelled": N_("The head was levelled by {degrees}°."),
 }
 
