@@ -510,3 +510,13 @@ def test_output_folder_that_is_a_file_is_named_as_such(tmp_path, astronaut_png, 
     error = capsys.readouterr().err
     assert error.startswith("Fout write_failed:")
     assert "het is een bestand, geen map" in error
+
+
+def test_cli_summary_warns_about_a_used_frame_with_a_problem(tmp_path, astronaut_rgb, capsys):
+    from daemon.cli import main
+
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), cv2.cvtColor(cv2.resize(astronaut_rgb, (256, 256), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR))
+    assert main(["process", str(small), "--out", str(tmp_path / "out"), "--crop", "square", "--backdrop", "white"]) == 0
+    printed = capsys.readouterr().out
+    assert "small.png: The face is too small for a print or LinkedIn headshot" in printed

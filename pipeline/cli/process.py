@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from ..errors import HeadshotError
 from ..i18n import N_, _, gettext_for
@@ -110,6 +111,11 @@ def run_process(arguments: argparse.Namespace) -> int:
     for frame in result.report.get("frames", []):
         if frame.get("error"):
             print(_("Skipped: {message}").format(message=frame["error"]["message"]))
+        elif frame.get("selected"):
+            # What a retoucher would warn about in a frame that was used anyway: a small face, a cut-off face.
+            for reason in frame.get("reasons", []):
+                if reason.get("severity") == "problem":
+                    print(f"{Path(frame['file']).name}: {reason['message']}")
     for variant in result.report.get("variants", []):
         for note in variant.get("notes", []):
             print(f"{variant['file']}: {note['message']}")
