@@ -112,24 +112,15 @@ def convert_to_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Imag
     Without a usable profile, CMYK and grey are converted with Pillow's plain
     formulas, which is what every viewer shows for an untagged file.
     """
-    transform = None
-    if icc_profile and profile_color_space(icc_profile) == _COLOR_SPACE_OF_MODE.get(image.mode):
-        transform = _transform(icc_profile, None, image.mode, "RGB")
-    if transform is None:
-        return image.convert("RGB")
-    return ImageCms.applyTransform(image, transform)
+    usable = bool(icc_profile) and profile_color_space(icc_profile) == _COLOR_SPACE_OF_MODE.get(image.mode)
+    return _convert(image, "RGB", icc_profile, None, usable)
 
 
 def convert_srgb_to_cmyk(image: Image.Image, cmyk_profile: bytes | None, source_profile: bytes | None) -> Image.Image:
     """Convert an 'RGB' Pillow image in `source_profile` (None: sRGB) to CMYK, through `cmyk_profile` when there is one."""
     if profile_color_space(source_profile) != "RGB":
         source_profile = None
-    transform = None
-    if profile_color_space(cmyk_profile) == "CMYK":
-        transform = _transform(source_profile, cmyk_profile, "RGB", "CMYK")
-    if transform is None:
-        return image.convert("CMYK")
-    return ImageCms.applyTransform(image, transform)
+    return _convert(image, "CMYK", source_profile, cmyk_profile, profile_color_space(cmyk_profile) == "CMYK")
 
 
 def convert_srgb_to_grey(image: Image.Image, grey_profile: bytes | None) -> Image.Image:
@@ -137,11 +128,14 @@ def convert_srgb_to_grey(image: Image.Image, grey_profile: bytes | None) -> Imag
 
     Without a usable grey profile the grey values are the sRGB ones (Pillow's plain formula).
     """
-    transform = None
-    if profile_color_space(grey_profile) == "GRAY":
-        transform = _transform(None, grey_profile, "RGB", "L")
+    return _convert(image, "L", None, grey_profile, profile_color_space(grey_profile) == "GRAY")
+
+
+def _convert(image: Image.Image, out_mode: str, source_profile, target_profile, use_profiles: bool) -> Image.Image:
+    """Convert through the transform between two profiles (None: sRGB), else with Pillow's plain formula."""
+    transform = _transform(source_profile, target_profile, image.mode, out_mode) if use_profiles else None
     if transform is None:
-        return image.convert("L")
+        return image.convert(out_mode)
     return ImageCms.applyTransform(image, transform)
 
 
