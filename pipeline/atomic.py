@@ -56,7 +56,7 @@ def atomic_output(path: Path, mode: int = 0o644, suffix: str = PART_SUFFIX) -> I
 
 
 def _refuse_read_only(path: Path) -> None:
-    """Raise PermissionError when `path` exists and nobody may write it: someone protected that file on purpose.
+    """Raise PermissionError when `path` exists and no user may write it, because someone protected that file on purpose.
 
     The mode bits are read rather than asking `os.access`, which says yes to the superuser.
     """

@@ -66,8 +66,8 @@ FRAMINGS: dict[str, _Framing] = {
 }
 HEAD_STEPS = 25  # framings tried between the loose and the tight end
 CUT_HEAD_EYE_MIN = 0.15
-# A face whose mesh reaches past the frame's side by more than SIDE_CUT_SHARE of its width is cut by the frame;
-# its crops may then place the face anywhere across (SIDE_CUT_SLACK crop widths) to stay inside the frame.
+# A face whose mesh reaches past the frame's side by more than SIDE_CUT_SHARE of its width is cut by the frame.
+# Its crops may then place the face anywhere across (SIDE_CUT_SLACK crop widths), so they stay inside the frame.
 SIDE_CUT_SHARE, SIDE_CUT_SLACK = 0.02, 10.0  # eye line from the top when a social crop cuts the head where the frame does
 ASPECT_UNITS = {"square": (1, 1), "portrait": (4, 5), "classic": (2, 3), "banner": (16, 9)}
 # Black bars (a video frame pillarboxed or letterboxed): rows or columns at the frame's edge whose pixels
@@ -155,8 +155,8 @@ def plan_crop(
 def picture_box(rgb: np.ndarray) -> tuple[int, int, int, int]:
     """Return (x0, y0, x1, y1): the part of an 8-bit frame (H, W, 3) inside black bars, or the whole frame.
 
-    Crops are planned inside this box, so a pillarboxed frame gives a banner with no black strip in it;
-    where a crop must reach past the box, the backdrop is extended there as past the frame's own edge.
+    Crops are planned inside this box, so a pillarboxed frame gives a banner with no black strip in it.
+    Where a crop must reach past the box, the picture is continued there as past the frame's own edge.
     """
     height, width = rgb.shape[:2]
     brightest = rgb.max(axis=2)

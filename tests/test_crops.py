@@ -382,7 +382,7 @@ def test_frame_without_bars_gets_no_bar_note(tmp_path, astronaut_rgb):
 
 
 @pytest.mark.parametrize("name", ["square", "portrait", "banner"])
-def test_face_cut_by_the_side_is_cropped_inside_the_frame(astronaut_rgb, name):
+def test_side_cut_face_crop_stays_inside(astronaut_rgb, name):
     # The frame's right edge runs through the astronaut's face: extending the frame would put half a face
     # beside a made-up backdrop, so the crop stays inside and cuts the face where the frame does.
     cut = np.ascontiguousarray(astronaut_rgb[:, :240])

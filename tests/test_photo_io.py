@@ -1072,7 +1072,7 @@ def grey_profile(gamma: float = 2.2) -> bytes:
     })
 
 
-def test_grey_source_is_written_grey_with_its_own_profile(tmp_path, portrait):
+def test_grey_source_keeps_grey_profile(tmp_path, portrait):
     profile = grey_profile()
     assert profile_color_space(profile) == "GRAY"
     ImageCms.ImageCmsProfile(io.BytesIO(profile))  # a profile LittleCMS accepts

@@ -459,7 +459,7 @@ def test_reduced_decode_keeps_profile_and_pixels(tmp_path, astronaut_rgb, orient
     assert np.abs(photo.pixels.astype(np.float32) - expected).mean() < 3.0
 
 
-def test_variant_notes_say_how_the_crop_was_framed_in_both_languages():
+def test_variant_notes_translated():
     from pipeline.process import variant_notes
 
     recipe = {"crop": {"name": "banner", "angle_degrees": -1.234, "reaches_past_edge": True, "inside_black_bars": True}}
@@ -500,7 +500,7 @@ def test_failed_job_leaves_no_empty_output_folder(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_output_folder_that_is_a_file_is_named_as_such(tmp_path, astronaut_png, capsys, monkeypatch):
+def test_output_path_that_is_a_file(tmp_path, astronaut_png, capsys, monkeypatch):
     from daemon.cli import main
 
     monkeypatch.setenv("HEADSHOT_LANG", "nl")
@@ -512,7 +512,7 @@ def test_output_folder_that_is_a_file_is_named_as_such(tmp_path, astronaut_png, 
     assert "het is een bestand, geen map" in error
 
 
-def test_cli_summary_warns_about_a_used_frame_with_a_problem(tmp_path, astronaut_rgb, capsys):
+def test_cli_summary_warns_small_face(tmp_path, astronaut_rgb, capsys):
     from daemon.cli import main
 
     small = tmp_path / "small.png"

@@ -47,9 +47,9 @@ SPOT_MARGIN_NOSE = 0.04
 SPOT_MARGIN_FOLDS = 0.06
 SPOT_MARGIN_JAW = 0.12
 
-# The under-eye lift keeps this far from the eye's outline, in eye distances, fading in over 0.04 more: a
-# lifted lower lid moves where the face mesh puts the lid (the mean landmark shift of under-eye lifting
-# alone fell from 0.75 % to 0.44 % of the eye distance on the shared photos), while dark circles lie lower.
+# The under-eye lift keeps this far from the eye's outline, in eye distances, and fades in over 0.04 more.
+# A lifted lower lid moves where the face mesh puts the lid, while dark circles lie lower. Under-eye lifting
+# alone moved the landmarks 0.75 % of the eye distance on average over the shared photos, with the gap 0.44 %.
 UNDER_EYE_LID_GAP = 0.12
 
 # Mesh points whose surroundings are plain skin on nearly every face: cheek apples, cheeks, forehead.
