@@ -24,6 +24,8 @@ GUIDED_EPS = 1e-4
 # The segmentation's soft edge spans several of its 256 pixels; steepening it before the guided filter keeps
 # flat backdrop next to the subject from inheriting that blur as a faint halo.
 COARSE_CONTRAST = 3.0
+# Partial alpha farther than STRAY_REACH face widths from the matte's core fades to 0 over STRAY_FADE more.
+STRAY_REACH, STRAY_FADE = 0.06, 0.04
 SUPPORT_MARGIN = 0.035  # of the face width: how far past the coarse mask a strand of hair may reach
 MIN_PART_AREA = 0.2  # a detached blob is kept when it has this fraction of the largest person's area
 # Kept inside the real skull: the ellipse's half-axes as fractions of half the face width and eye-to-chin.
@@ -83,6 +85,9 @@ def person_matte(image: torch.Tensor, faces: list[Face] | None = None) -> torch.
     for face_mask in face_masks:
         torch.maximum(faces_solid, face_mask.to(coarse.device), out=faces_solid)
     small_matte = _apply_coefficients(coefficients, guide)
+    if face_width > 0:
+        coefficients = coefficients * _stray_fade(torch.maximum(small_matte, faces_solid), face_width)
+        small_matte = _apply_coefficients(coefficients, guide)
     torch.maximum(small_matte, (faces_solid > 0.5).to(small_matte.dtype), out=small_matte)
     if work_scale == 1.0:
         return small_matte
@@ -432,6 +437,23 @@ def _skull_mask(face: Face, scale: float, size: tuple[int, int]) -> torch.Tensor
     axes = (max(1, round(SKULL_WIDTH * half_width)), max(1, round(SKULL_HEIGHT * eye_to_chin)))
     cv2.ellipse(mask, (round(center[0]), round(center[1])), axes, roll, 180, 360, 1, thickness=-1)
     return torch.from_numpy(mask.astype(np.float32))[None]
+
+
+def _stray_fade(matte: torch.Tensor, face_width: float) -> torch.Tensor:
+    """Return a (1, h, w) factor that fades partial alpha out from STRAY_REACH to STRAY_REACH + STRAY_FADE face widths
+    past the matte's core (alpha 0.5 or more).
+
+    Out there a partial alpha is most often backdrop that resembles hair (a window pane beside grey hair), which a
+    replaced backdrop would show as a grey smudge; a retoucher would take away a stray hair that far out as well.
+    """
+    import cv2
+
+    core = (matte[0] >= 0.5).cpu().numpy().astype(np.uint8)
+    if not core.any():
+        return torch.ones_like(matte)
+    distance = cv2.distanceTransform(1 - core, cv2.DIST_L2, 5)
+    fade = np.clip(1.0 - (distance - STRAY_REACH * face_width) / max(STRAY_FADE * face_width, 1.0), 0.0, 1.0)
+    return torch.from_numpy(fade.astype(np.float32))[None].to(matte.device)
 
 
 def _subject_support(coarse: torch.Tensor, face_masks: list[torch.Tensor], margin: float) -> torch.Tensor:
