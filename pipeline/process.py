@@ -789,7 +789,7 @@ class CropRegion:
         return image[:, y0:y1, x0:x1]
 
 
-# Roll below this many degrees is levelled without a note: it is within what a person notices.
+# Roll below this many degrees is levelled without a note, because a person would not notice it.
 LEVELLING_NOTE_DEGREES = 0.5
 
 _VARIANT_NOTES = {
@@ -891,8 +891,8 @@ def _plan_crops(frame: str, info, face: Face, crop_names: list[str]) -> tuple[di
     x0, y0, x1, y1 = picture
     preview_box = tuple(round(value * preview.scale) for value in picture)
     inside = preview.rgb[preview_box[1] : preview_box[3], preview_box[0] : preview_box[2]]
-    matte = person_matte(_region_tensor(inside), [_shifted_face(face, -x0, -y0).scaled(preview.scale)])
     in_picture = _shifted_face(face, -x0, -y0)
+    matte = person_matte(_region_tensor(inside), [in_picture.scaled(preview.scale)])
     plans = {}
     for name in crop_names:
         plan = plan_crop(name, in_picture, x1 - x0, y1 - y0, matte=matte)
