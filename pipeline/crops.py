@@ -65,6 +65,8 @@ FRAMINGS: dict[str, _Framing] = {
     "us-passport": _Framing(1.0, (0.55, 0.64), (0.32, 0.43), (0.08, 0.13), True, 0.5, 0.02, output=(600, 600)),
 }
 HEAD_STEPS = 25  # framings tried between the loose and the tight end
+# Before a social crop reaches past the frame, the head may fill up to this many times its tightest share.
+CLOSER_LIMIT = 1.25
 CUT_HEAD_EYE_MIN = 0.15
 # A face whose mesh reaches past the frame's side by more than SIDE_CUT_SHARE of its width is cut by the frame.
 # Its crops may then place the face anywhere across (SIDE_CUT_SLACK crop widths), so they stay inside the frame.
@@ -138,6 +140,14 @@ def plan_crop(
         widest = min(head.height / framing.head_range[1], 0.999 * image_width / framing.aspect, 0.999 * image_height)
         for height in np.linspace(widest, 0.5 * widest, HEAD_STEPS):
             plan = _fit_inside(framing, head, height, height * framing.aspect, image_width, image_height, cut_head=True)
+            if plan is not None:
+                break
+    if plan is None and not framing.prefer_crown:
+        # A social crop that does not fit even at its tightest would show a made-up body below the frame, which
+        # stretches into streaks; a somewhat closer headshot that fits is the better picture.
+        tightest = head.height / framing.head_range[1]
+        for height in np.linspace(tightest, tightest / CLOSER_LIMIT, HEAD_STEPS)[1:]:
+            plan = _fit_inside(framing, head, height, height * framing.aspect, image_width, image_height)
             if plan is not None:
                 break
     if plan is None:

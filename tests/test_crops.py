@@ -402,3 +402,16 @@ def _plan_corners(plan) -> np.ndarray:
     half = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * [plan.width / 2, plan.height / 2]
     rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     return half @ rotation.T + [plan.center_x, plan.center_y]
+
+
+def test_classic_closer_rather_than_extended(astronaut_rgb):
+    # The astronaut cut 300 px tall: even the tightest classic framing reaches 12 px below the frame, so the crop
+    # comes closer instead of stretching her shoulders into the missing part.
+    short = np.ascontiguousarray(astronaut_rgb[:300])
+    face = shared_finder().find(short)[0]
+
+    plan = plan_crop("classic", face, short.shape[1], short.shape[0], person_matte(to_tensor(short), [face]))
+
+    assert not plan.reaches_past_edge
+    corners = _plan_corners(plan)
+    assert corners[:, 1].max() <= 300.5
