@@ -24,6 +24,13 @@ GUIDED_EPS = 1e-4
 # The segmentation's soft edge spans several of its 256 pixels; steepening it before the guided filter keeps
 # flat backdrop next to the subject from inheriting that blur as a faint halo.
 COARSE_CONTRAST = 3.0
+# The ear zones beside each cheek: half-axes in face widths and eye-to-chin lengths. Ear skin is within
+# EAR_CHROMA_DISTANCE robust deviations of the face's chromaticity, at least EAR_MIN_BRIGHTNESS of its brightness
+# (a hollow is in shade) and scored EAR_MIN_SCORE by the segmentation; stripes thinner than EAR_OPENING face widths
+# are a backdrop's pattern.
+EAR_WIDTH, EAR_HEIGHT = 0.14, 0.38
+EAR_CHROMA_DISTANCE, EAR_MIN_BRIGHTNESS, EAR_MIN_SCORE, EAR_OPENING = 3.0, 0.35, 0.35, 0.02
+EAR_EDGE = 0.02  # of the face width: the ears' rim left to the colour model
 # Partial alpha farther than STRAY_REACH face widths from the matte's core fades to 0 over STRAY_FADE more.
 STRAY_REACH, STRAY_FADE = 0.06, 0.04
 SUPPORT_MARGIN = 0.035  # of the face width: how far past the coarse mask a strand of hair may reach
@@ -54,10 +61,11 @@ def person_matte(image: torch.Tensor, faces: list[Face] | None = None) -> torch.
 
     # 2. Faces are foreground whatever the model says.
     face_width = _typical_face_width(faces) * work_scale
-    face_masks = [
-        torch.maximum(_face_mask(face, work_scale, work_size), _skull_mask(face, work_scale, work_size))
-        for face in faces
-    ]
+    face_masks = []
+    for face in faces:
+        hull = _face_mask(face, work_scale, work_size)
+        solid = torch.maximum(hull, _skull_mask(face, work_scale, work_size))
+        face_masks.append(torch.maximum(solid, _ear_mask(face, work_scale, guide, hull, coarse)))
     for face_mask in face_masks:
         coarse = torch.maximum(coarse, face_mask.to(coarse.device))
 
@@ -454,6 +462,71 @@ def _stray_fade(matte: torch.Tensor, face_width: float) -> torch.Tensor:
     distance = cv2.distanceTransform(1 - core, cv2.DIST_L2, 5)
     fade = np.clip(1.0 - (distance - STRAY_REACH * face_width) / max(STRAY_FADE * face_width, 1.0), 0.0, 1.0)
     return torch.from_numpy(fade.astype(np.float32))[None].to(matte.device)
+
+
+def _ear_mask(face: Face, scale: float, guide: torch.Tensor, hull: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+    """Return the ears (1, h, w): skin of the face's own colour beside the cheeks, joined to the mesh's `hull`.
+
+    The mesh ends at the cheeks, and the segmentation gives an ear's thin rim and its hollows a partial score,
+    so on a white backdrop ears came out washed out. Beside each cheek, from brow to mouth height, pixels of the
+    face's skin colour that the model also scores as person (`coarse` at least EAR_MIN_SCORE) and that touch the
+    face become foreground, with the hollows they enclose. A skin-coloured backdrop scores low with the model.
+    """
+    import cv2
+
+    empty = torch.zeros_like(hull)
+    on_face = (hull[0] > 0.5).cpu().numpy()
+    if face.landmarks is None or on_face.sum() < 32:
+        return empty
+    height, width = on_face.shape
+    points = face.landmarks[:, :2] * scale
+    right_eye, left_eye = (eye * scale for eye in face.eye_centers)
+    eye_line = left_eye - right_eye
+    face_width = float(np.hypot(*(points[LEFT_FACE_EDGE] - points[RIGHT_FACE_EDGE])))
+    eye_to_chin = float(np.hypot(*(points[CHIN] - (right_eye + left_eye) / 2)))
+    if face_width < 8:
+        return empty
+
+    # 1. Skin like the face's: chromaticity within EAR_CHROMA_DISTANCE robust deviations, not much darker.
+    colour = guide[:3].clamp_min(1e-4)
+    brightness = colour.sum(0)
+    chroma = colour[:2] / brightness
+    on_face_tensor = torch.from_numpy(on_face).to(chroma.device)
+    samples = chroma[:, on_face_tensor]
+    median = samples.median(dim=1).values
+    spread = (samples - median[:, None]).abs().median(dim=1).values.clamp_min(0.004) * 1.4826
+    distance = (((chroma - median[:, None, None]) / spread[:, None, None]) ** 2).sum(0).sqrt()
+    skin = (distance < EAR_CHROMA_DISTANCE) & (brightness > EAR_MIN_BRIGHTNESS * float(brightness[on_face_tensor].median()))
+    skin = (skin & (coarse[0] >= EAR_MIN_SCORE)).cpu().numpy()
+
+    # 2. The zones: an ellipse just outside each cheek's edge; skin in them, without thin stripes, joined to the face.
+    zone = np.zeros((height, width), dtype=np.uint8)
+    across = eye_line / max(float(np.hypot(*eye_line)), 1e-6)
+    axes = (max(1, round(EAR_WIDTH * face_width)), max(1, round(EAR_HEIGHT * eye_to_chin)))
+    roll = float(np.degrees(np.arctan2(eye_line[1], eye_line[0])))
+    for edge, outward in ((points[RIGHT_FACE_EDGE], -across), (points[LEFT_FACE_EDGE], across)):
+        center = edge + outward * 0.6 * axes[0]
+        cv2.ellipse(zone, (round(float(center[0])), round(float(center[1]))), axes, roll, 0, 360, 1, thickness=-1)
+    opening = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(1, round(EAR_OPENING * face_width)) + 1,) * 2)
+    ear_skin = cv2.morphologyEx(((zone > 0) & skin).astype(np.uint8), cv2.MORPH_OPEN, opening) > 0
+    count, labels = cv2.connectedComponents((ear_skin | on_face).astype(np.uint8), connectivity=8)
+    face_labels = np.unique(labels[on_face])
+    ears = np.isin(labels, face_labels[face_labels > 0]) & (zone > 0)
+
+    # 3. The hollows: what the ears' outline encloses, inside the zones.
+    outline = (ears | on_face).astype(np.uint8)
+    border = np.zeros_like(outline, dtype=bool)
+    border[[0, -1], :] = border[:, [0, -1]] = True
+    seeds = np.argwhere(border & (outline == 0))
+    if len(seeds):
+        cv2.floodFill(outline, np.zeros((height + 2, width + 2), np.uint8), (int(seeds[0][1]), int(seeds[0][0])), 1)
+        ears |= (outline == 0) & (zone > 0)
+
+    # 4. The ears' own edge, where skin and backdrop mix, is left to the colour model: held solid it showed the old
+    #    backdrop as a dark outline.
+    edge = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(1, round(EAR_EDGE * face_width)) + 1,) * 2)
+    ears = (cv2.erode(ears.astype(np.uint8), edge) > 0) | on_face
+    return torch.from_numpy(ears.astype(np.float32))[None].to(hull.device)
 
 
 def _subject_support(coarse: torch.Tensor, face_masks: list[torch.Tensor], margin: float) -> torch.Tensor:
