@@ -132,10 +132,14 @@ def analyze_image(
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
     # 2. Measure the frame as a whole, on a small copy: none of these needs fine detail.
+    #    Black bars (a video frame) are left out: they would read as crushed shadows and a hard edge.
     small = measures.downscale(rgb, 512)
     metrics: dict = {"preview_scale": scale, "face_count": 0}
-    metrics.update(measures.frame_exposure_measures(small))
-    metrics["color_cast_a"], metrics["color_cast_b"] = measures.color_cast(small)
+    left, top, right, bottom = measures.picture_box(small)
+    picture = small[top:bottom, left:right]
+    metrics["black_bars_pct"] = 100.0 * (1.0 - picture.shape[0] * picture.shape[1] / (small.shape[0] * small.shape[1]))
+    metrics.update(measures.frame_exposure_measures(picture))
+    metrics["color_cast_a"], metrics["color_cast_b"] = measures.color_cast(picture)
     fingerprint = measures.perceptual_hash(small)
     analysis = FrameAnalysis(path=path, width=int(original_size[0]), height=int(original_size[1]), fingerprint=fingerprint)
 
@@ -156,7 +160,7 @@ def analyze_image(
         metrics["face_count"] = len(significant)
         metrics.update(_subject_measures(rgb, gray, faces[subject], analysis.faces[subject], analysis, scale))
         metrics["blockiness"] = _subject_blockiness(gray, analysis.faces[subject], scale, read_original_crop)
-        metrics["backdrop_clutter"] = measures.backdrop_clutter(small, shared_segmenter().person_mask(small))
+        metrics["backdrop_clutter"] = measures.backdrop_clutter(picture, shared_segmenter().person_mask(picture))
     else:
         metrics["noise"] = measures.noise_level(gray)
         metrics["blockiness"] = measures.blockiness(gray) if scale == 1.0 else None

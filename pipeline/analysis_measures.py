@@ -174,6 +174,35 @@ def exposure_measures(rgb: np.ndarray, face: np.ndarray, skin: np.ndarray) -> di
     }
 
 
+# Black bars (a video frame pillarboxed or letterboxed): rows or columns at the frame's edge whose pixels
+# are at most BAR_LEVEL in every channel and vary by at most BAR_SPREAD (8-bit), together at least
+# BAR_MIN_SHARE of the frame's side. A dark backdrop has grain and never passes.
+BAR_LEVEL, BAR_SPREAD, BAR_MIN_SHARE = 24, 2.0, 0.01
+
+
+def picture_box(rgb: np.ndarray) -> tuple[int, int, int, int]:
+    """Return (x0, y0, x1, y1): the part of an 8-bit frame (H, W, 3) inside black bars, or the whole frame.
+
+    Frame measures and crops use this box, so a pillarboxed frame gives a banner with no black strip in it.
+    """
+    height, width = rgb.shape[:2]
+    brightest = rgb.max(axis=2)
+
+    def bar_lines(lines: np.ndarray) -> np.ndarray:  # (count, length) → which lines are bar
+        return (lines.max(axis=1) <= BAR_LEVEL) & (lines.std(axis=1) <= BAR_SPREAD)
+
+    def run(flags: np.ndarray) -> int:
+        count = int(np.argmin(flags)) if not flags.all() else len(flags)
+        return count if count >= BAR_MIN_SHARE * len(flags) else 0
+
+    columns, rows = bar_lines(brightest.T.astype(np.float32)), bar_lines(brightest.astype(np.float32))
+    x0, x1 = run(columns), width - run(columns[::-1])
+    y0, y1 = run(rows), height - run(rows[::-1])
+    if x1 - x0 < 0.3 * width or y1 - y0 < 0.3 * height:
+        return 0, 0, width, height  # a dark frame, not bars
+    return x0, y0, x1, y1
+
+
 def frame_exposure_measures(rgb: np.ndarray) -> dict[str, float]:
     """Return the frame's median L*, clipped and crushed shares, and highlight level, at 512 px on the long side.
 

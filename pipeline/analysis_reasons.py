@@ -158,6 +158,10 @@ MESSAGES = {
     "color_cast_green": N_(
         "The colours have a green cast (a* {a}). Set the white balance with a grey card or in the raw converter."
     ),
+    "black_bars": N_(
+        "The frame has black bars ({share} % of it), as a video still has. Crops are planned inside them; for more "
+        "room around the head, export the picture without the bars."
+    ),
     "busy_background": N_(
         "The background is busy ({clutter} % of it is edges). Use a plain backdrop or a wider aperture, or let "
         "Headshot Studio replace the backdrop."
@@ -290,6 +294,9 @@ def judge_frame(metrics: dict, subject_choice: str | None, subject_position: int
     clutter = metrics.get("backdrop_clutter")
     if clutter is not None and clutter > CLUTTER_LIMIT:
         add("busy_background", "busy_background", 5.0, clutter, "warning", clutter=round(100 * clutter))
+    bars = metrics.get("black_bars_pct", 0.0)
+    if bars > 0:
+        add("black_bars", "black_bars", 2.0, bars, "warning", share=round(bars))
     if metrics.get("face_count", 0) > 1 and subject_choice:
         add(
             "multiple_faces", f"multiple_faces_{subject_choice}", 10.0, metrics["face_count"], "warning",

@@ -72,10 +72,6 @@ CUT_HEAD_EYE_MIN = 0.15
 # Its crops may then place the face anywhere across (SIDE_CUT_SLACK crop widths), so they stay inside the frame.
 SIDE_CUT_SHARE, SIDE_CUT_SLACK = 0.02, 10.0  # eye line from the top when a social crop cuts the head where the frame does
 ASPECT_UNITS = {"square": (1, 1), "portrait": (4, 5), "classic": (2, 3), "banner": (16, 9)}
-# Black bars (a video frame pillarboxed or letterboxed): rows or columns at the frame's edge whose pixels
-# are at most BAR_LEVEL in every channel and vary by at most BAR_SPREAD (8-bit), together at least
-# BAR_MIN_SHARE of the frame's side. A dark backdrop has grain and never passes.
-BAR_LEVEL, BAR_SPREAD, BAR_MIN_SHARE = 24, 2.0, 0.01
 
 
 @dataclass
@@ -160,30 +156,6 @@ def plan_crop(
     reaches = _overflow(center_x, center_y, width, height, head.angle, image_width, image_height) > 0.5
     return CropPlan(name, center_x, center_y, math.degrees(head.angle), width, height, output_width, output_height,
                     reaches)
-
-
-def picture_box(rgb: np.ndarray) -> tuple[int, int, int, int]:
-    """Return (x0, y0, x1, y1): the part of an 8-bit frame (H, W, 3) inside black bars, or the whole frame.
-
-    Crops are planned inside this box, so a pillarboxed frame gives a banner with no black strip in it.
-    Where a crop must reach past the box, the picture is continued there as past the frame's own edge.
-    """
-    height, width = rgb.shape[:2]
-    brightest = rgb.max(axis=2)
-
-    def bar_lines(lines: np.ndarray) -> np.ndarray:  # (count, length) → which lines are bar
-        return (lines.max(axis=1) <= BAR_LEVEL) & (lines.std(axis=1) <= BAR_SPREAD)
-
-    def run(flags: np.ndarray) -> int:
-        count = int(np.argmin(flags)) if not flags.all() else len(flags)
-        return count if count >= BAR_MIN_SHARE * len(flags) else 0
-
-    columns, rows = bar_lines(brightest.T.astype(np.float32)), bar_lines(brightest.astype(np.float32))
-    x0, x1 = run(columns), width - run(columns[::-1])
-    y0, y1 = run(rows), height - run(rows[::-1])
-    if x1 - x0 < 0.3 * width or y1 - y0 < 0.3 * height:
-        return 0, 0, width, height  # a dark frame, not bars
-    return x0, y0, x1, y1
 
 
 def apply_crop(image: torch.Tensor, plan: CropPlan, fill: torch.Tensor | None = None) -> torch.Tensor:

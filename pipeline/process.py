@@ -867,7 +867,8 @@ def _plan_crops(frame: str, info, face: Face, crop_names: list[str]) -> tuple[di
 
     The matte of a small copy of the picture marks the top of the hair.
     """
-    from .crops import picture_box, plan_crop
+    from .analysis_measures import picture_box
+    from .crops import plan_crop
     from .matte import person_matte
     from .photo_io import read_preview
 

@@ -315,3 +315,16 @@ def test_original_crop_follows_exif_orientation(tmp_path, astronaut_rgb, orienta
 
     expected = np.asarray(upright)[region[1] : region[3], region[0] : region[2]]
     assert np.array_equal(np.asarray(Image.fromarray(crop).transpose(turn_back[orientation])), expected)
+
+
+def test_black_bars_are_named_and_left_out_of_frame_measures(astronaut_rgb, astronaut_analysis):
+    pillarboxed = cv2.copyMakeBorder(astronaut_rgb, 0, 0, 256, 256, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    verdict = analyze_image(pillarboxed, path="pillarboxed.png")
+
+    codes = [reason.code for reason in verdict.reasons]
+    assert "black_bars" in codes
+    assert "black_bars" not in [reason.code for reason in astronaut_analysis.reasons]
+    assert verdict.metrics["black_bars_pct"] == pytest.approx(50.0, abs=1.0)
+    # Half the frame is black, yet its crushed shadows and median lightness are the picture's own.
+    assert verdict.metrics["frame_crushed_pct"] == pytest.approx(astronaut_analysis.metrics["frame_crushed_pct"], abs=1.0)
+    assert verdict.metrics["frame_lightness"] == pytest.approx(astronaut_analysis.metrics["frame_lightness"], abs=2.0)

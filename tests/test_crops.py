@@ -331,7 +331,7 @@ def test_body_continues_below_frame(shared_photos):
 
 
 def test_picture_box_finds_black_bars_not_dark_backdrops(astronaut_rgb):
-    from pipeline.crops import picture_box
+    from pipeline.analysis_measures import picture_box
 
     pillarboxed = cv2.copyMakeBorder(astronaut_rgb, 0, 0, 150, 150, cv2.BORDER_CONSTANT, value=(0, 0, 0))
     assert picture_box(pillarboxed) == (150, 0, 662, 512)
