@@ -513,14 +513,11 @@ def _ear_mask(face: Face, scale: float, guide: torch.Tensor, hull: torch.Tensor,
     face_labels = np.unique(labels[on_face])
     ears = np.isin(labels, face_labels[face_labels > 0]) & (zone > 0)
 
-    # 3. The hollows: what the ears' outline encloses, inside the zones.
-    outline = (ears | on_face).astype(np.uint8)
-    border = np.zeros_like(outline, dtype=bool)
-    border[[0, -1], :] = border[:, [0, -1]] = True
-    seeds = np.argwhere(border & (outline == 0))
-    if len(seeds):
-        cv2.floodFill(outline, np.zeros((height + 2, width + 2), np.uint8), (int(seeds[0][1]), int(seeds[0][0])), 1)
-        ears |= (outline == 0) & (zone > 0)
+    # 3. The hollows: what the ears' outline encloses, inside the zones. A ring of 0 around the frame joins every
+    #    part of the outside, even where the face reaches the frame's edge and splits it.
+    outline = np.pad((ears | on_face).astype(np.uint8), 1)
+    cv2.floodFill(outline, np.zeros((height + 4, width + 4), np.uint8), (0, 0), 1)
+    ears |= (outline[1:-1, 1:-1] == 0) & (zone > 0)
 
     # 4. The ears' own edge, where skin and backdrop mix, is left to the colour model: held solid it showed the old
     #    backdrop as a dark outline.
