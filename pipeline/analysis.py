@@ -140,7 +140,7 @@ def analyze_image(
     metrics["black_bars_pct"] = 100.0 * (1.0 - picture.shape[0] * picture.shape[1] / (small.shape[0] * small.shape[1]))
     metrics.update(measures.frame_exposure_measures(picture))
     metrics["color_cast_a"], metrics["color_cast_b"] = measures.color_cast(picture)
-    fingerprint = measures.perceptual_hash(small)
+    fingerprint = measures.perceptual_hash(picture)
     analysis = FrameAnalysis(path=path, width=int(original_size[0]), height=int(original_size[1]), fingerprint=fingerprint)
 
     # 3. Measure every face, and choose the subject.

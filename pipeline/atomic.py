@@ -34,7 +34,7 @@ def atomic_output(path: Path, mode: int = 0o644, suffix: str = PART_SUFFIX) -> I
 
     On any error (or KeyboardInterrupt) the temporary file is removed, `path` is
     left as it was, and the error propagates unchanged. A read-only `path` is not
-    replaced: PermissionError. `suffix` lets a writer
+    replaced: ReadOnlyFileError. `suffix` lets a writer
     mark its temporary files as its own (the daemon uses ".partial").
     """
     path = Path(path)
@@ -55,8 +55,12 @@ def atomic_output(path: Path, mode: int = 0o644, suffix: str = PART_SUFFIX) -> I
     fsync_folder(path.parent)
 
 
+class ReadOnlyFileError(PermissionError):
+    """The file to replace is read-only for every user."""
+
+
 def _refuse_read_only(path: Path) -> None:
-    """Raise PermissionError when `path` exists and no user may write it, because someone protected that file on purpose.
+    """Raise ReadOnlyFileError when `path` exists and no user may write it, because someone protected that file on purpose.
 
     The mode bits are read rather than asking `os.access`, which says yes to the superuser.
     """
@@ -65,7 +69,7 @@ def _refuse_read_only(path: Path) -> None:
     except OSError:
         return
     if stat.S_ISREG(mode) and not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
-        raise PermissionError(errno.EACCES, "the existing file is read-only", str(path))
+        raise ReadOnlyFileError(errno.EACCES, "the existing file is read-only", str(path))
 
 
 def fsync_folder(folder: Path) -> None:

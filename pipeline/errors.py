@@ -17,7 +17,7 @@ MESSAGES: dict[str, str] = {
     "file_unreadable": N_("{file} could not be read ({reason}). Check its permissions and try again."),
     "file_empty": N_("{file} is empty (0 bytes). Export the photo again."),
     "file_truncated": N_("{file} is incomplete: the image data ends early. Export or copy the photo again."),
-    "not_an_image": N_("{file} is not an image, although its name says so. Choose a JPEG, PNG, TIFF, WebP or HEIC photo."),
+    "not_an_image": N_("{file} is not an image Headshot Studio can read. Choose a JPEG, PNG, TIFF, WebP or HEIC photo."),
     "unsupported_format": N_("{file} is in a format Headshot Studio cannot read ({format}). Save it as JPEG, PNG, TIFF, WebP or HEIC."),
     "image_too_large": N_("{file} is too large ({width}×{height} pixels; the limit is {limit} megapixels). Export it smaller, or raise the limit in the settings."),
     "image_empty": N_("{file} has no pixels ({width}×{height}). Export the photo again."),

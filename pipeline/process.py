@@ -201,7 +201,7 @@ class _Job:
     selection: object = None
     rendered: int = 0
     total_to_render: int = 1
-    created_output_dir: bool = False
+    created_dirs: list[Path] = field(default_factory=list)  # folders this job made for its output, deepest first
 
     def run(self) -> JobResult:
         from .i18n import current_language
@@ -570,7 +570,10 @@ class _Job:
     def _prepare_output_dir(self) -> None:
         from .photo_io.failures import os_reason
 
-        self.created_output_dir = not self.output_dir.exists()
+        missing = self.output_dir.absolute()
+        while not missing.exists() and missing != missing.parent:
+            self.created_dirs.append(missing)
+            missing = missing.parent
         try:
             self.output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -581,13 +584,12 @@ class _Job:
                 raise HeadshotError("would_overwrite_input", self.output_dir / name, "an input frame has the report's or contact sheet's name")
 
     def remove_output_dir_if_unused(self) -> None:
-        """After a failed job, remove the output folder again if this job made it and nothing was written there."""
-        if not self.created_output_dir:
-            return
-        try:
-            self.output_dir.rmdir()  # only an empty folder goes
-        except OSError:
-            pass
+        """After a failed job, remove the folders this job made for its output, as long as nothing was written there."""
+        for folder in self.created_dirs:
+            try:
+                folder.rmdir()  # only an empty folder goes
+            except OSError:
+                return
 
     def _unique_stem(self, stem: str) -> str:
         safe = _safe_part(stem) or "frame"

@@ -982,7 +982,7 @@ def test_read_only_output_is_not_replaced(tmp_path, portrait):
         write_photo(target, portrait[::-1].copy())
 
     assert raised.value.code == "write_failed"
-    assert raised.value.user_message("en").startswith(f"{target} could not be written (permission denied)")
+    assert raised.value.user_message("en").startswith(f"{target} could not be written (the file is read-only)")
     assert hash_file(target) == before
     assert leftovers(tmp_path) == []
 

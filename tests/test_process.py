@@ -494,10 +494,10 @@ def test_failed_job_leaves_no_empty_output_folder(tmp_path, capsys):
 
     empty = tmp_path / "x.jpg"
     empty.write_bytes(b"")
-    out = tmp_path / "new-folder"
+    out = tmp_path / "new-folder" / "session" / "headshots"
     assert main(["process", str(empty), "--out", str(out)]) == 1
     assert "file_empty" in capsys.readouterr().err
-    assert not out.exists()
+    assert not (tmp_path / "new-folder").exists()
 
 
 def test_output_path_that_is_a_file(tmp_path, astronaut_png, capsys, monkeypatch):

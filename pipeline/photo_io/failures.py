@@ -42,12 +42,16 @@ def os_reason(error: OSError) -> str:
         errno.EACCES: N_("permission denied"),
         errno.EPERM: N_("permission denied"),
         errno.ENOENT: N_("the folder does not exist"),
-        errno.ENOTDIR: N_("the folder does not exist"),
+        errno.ENOTDIR: N_("a part of the path is a file, not a folder"),
         errno.ENOSPC: N_("no space left on the disk"),
         errno.EROFS: N_("the disk is read-only"),
         errno.EISDIR: N_("it is a folder"),
         errno.EEXIST: N_("it is a file, not a folder"),
         errno.EIO: N_("input/output error"),
     }
+    from ..atomic import ReadOnlyFileError
+
+    if isinstance(error, ReadOnlyFileError):
+        return _(N_("the file is read-only"))
     reason = reasons.get(error.errno or 0)
     return _(reason) if reason else (error.strerror or type(error).__name__)
