@@ -273,6 +273,7 @@ def test_batch_with_no_readable_file_exits_1(cli_frames, tmp_path, capsys, comma
     assert exit_code == 1
     assert "broken.jpg" in output
     assert "missing.jpg was not found" in output
+    assert "Error file_not_found: " in output
 
 
 @pytest.mark.parametrize("arguments", [["select"], ["select", "--top", "0", "x.jpg"], ["analyze"]])

@@ -89,8 +89,13 @@ def _analyze(paths: list[str]):
 
 
 def _print_reasons(analysis) -> None:
+    from ..errors import with_code
+
     for reason in analysis.reasons:
-        print(f"       {SEVERITY_MARKS.get(reason.severity, '!')} {reason.message()}")
+        # A file that could not be read carries its error's stable code, as every command prints it.
+        unreadable = analysis.error is not None and reason.code == analysis.error.code
+        message = with_code(reason.code, reason.message()) if unreadable else reason.message()
+        print(f"       {SEVERITY_MARKS.get(reason.severity, '!')} {message}")
 
 
 def _print_json(document: dict) -> None:
