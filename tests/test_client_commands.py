@@ -312,7 +312,7 @@ def test_cancel_queued_and_interrupt_running(start_daemon, daemon_home, capsys):
 
 @pytest.mark.parametrize("language, expected", [
     ("en", "Error job_not_found: Job 0123456789abcdef was not found. Finished jobs are kept for 14 days."),
-    ("nl", "Fout job_not_found: Opdracht 0123456789abcdef is niet gevonden. Afgeronde opdrachten worden 14 dagen bewaard."),
+    ("nl", "Fout job_not_found: Taak 0123456789abcdef is niet gevonden. Afgeronde taken worden 14 dagen bewaard."),
 ])
 def test_cancel_unknown_job_is_not_found(start_daemon, capsys, monkeypatch, language, expected):
     start_daemon()

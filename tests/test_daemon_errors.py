@@ -319,4 +319,4 @@ def test_refusal_names_state_in_client_language(start_daemon, daemon_home):
             dutch.cancel(handle.job_id)
 
     assert finished.value.code == "job_finished"
-    assert finished.value.message == f"Opdracht {handle.job_id} is al afgelopen (de status is voltooid)."
+    assert finished.value.message == f"Taak {handle.job_id} is al afgelopen (de status is voltooid)."

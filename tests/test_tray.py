@@ -216,7 +216,7 @@ def test_model_menu_in_dutch(daemon_with_bridge, monkeypatch):
 
     texts = [entry.text for entry in model.menu() if not entry.separator]
 
-    assert texts == ["Uitvoermap openen", "Hotfolders pauzeren", "Recente opdrachten", "Logboek openen",
+    assert texts == ["Uitvoermap openen", "Hotfolders pauzeren", "Recente taken", "Logboek openen",
                      "Headshot Studio afsluiten"]
     assert model.tooltip() == "Headshot Studio: niets te doen"
     model.menu()[-1].action()
