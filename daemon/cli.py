@@ -34,8 +34,21 @@ def translate_argparse() -> None:
     argparse.ngettext = catalog.ngettext
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error line: usage, then the stable code usage_error before argparse's message.
+
+    Subcommand parsers are made of the same class, so every command's option errors read alike.
+    """
+
+    def error(self, message: str):
+        from pipeline.errors import with_code
+
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: {with_code('usage_error', message)}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="headshot", description=_("Headshot Studio: professional headshots from your own photos, on your own computer."))
+    parser = _Parser(prog="headshot", description=_("Headshot Studio: professional headshots from your own photos, on your own computer."))
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)

@@ -21,6 +21,7 @@ def test_usage_error_in_user_language(monkeypatch, capsys, language, usage_word,
     error_output = capsys.readouterr().err
     assert error_output.startswith(usage_word)
     assert required_phrase in error_output
+    assert "usage_error: " in error_output
     assert "FILE" in error_output
 
 
