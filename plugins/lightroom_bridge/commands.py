@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from pipeline.errors import HeadshotError
+from pipeline.errors import HeadshotError, with_code
 from pipeline.i18n import _
 
 LOG_FILE_NAME = "hotfolder.log"  # in the daemon's log folder
@@ -47,7 +47,8 @@ def write_preset(inbox: Path, folder: str) -> int:
 
     target_dir = Path(folder).expanduser() if folder else lightroom_user_presets_dir()
     if target_dir is None:
-        print(_("Lightroom Classic runs on macOS and Windows only; give a folder: --write-preset DIR"), file=sys.stderr)
+        print(with_code("invalid_option", _("Lightroom Classic runs on macOS and Windows only; give a folder: --write-preset DIR")),
+              file=sys.stderr)
         return 2
     target_dir.mkdir(parents=True, exist_ok=True)
     target = write_atomically(target_dir / PRESET_FILE_NAME, render_export_preset(inbox).encode("utf-8"))
