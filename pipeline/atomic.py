@@ -38,7 +38,7 @@ def atomic_output(path: Path, mode: int = 0o644, suffix: str = PART_SUFFIX) -> I
     mark its temporary files as its own (the daemon uses ".partial").
     """
     path = Path(path)
-    _refuse_read_only(path)
+    _reject_read_only(path)
     temporary = temporary_path_for(path, suffix)
     handle = temporary.open("xb")
     try:
@@ -59,10 +59,10 @@ class ReadOnlyFileError(PermissionError):
     """The file to replace is read-only for every user."""
 
 
-def _refuse_read_only(path: Path) -> None:
+def _reject_read_only(path: Path) -> None:
     """Raise ReadOnlyFileError when `path` exists and no user may write it, because someone protected that file on purpose.
 
-    The mode bits are read rather than asking `os.access`, which says yes to the superuser.
+    The mode bits are read rather than `os.access`, which returns True for the superuser.
     """
     try:
         mode = path.stat().st_mode

@@ -139,8 +139,8 @@ def plan_crop(
             if plan is not None:
                 break
     if plan is None and not framing.prefer_crown:
-        # A social crop that does not fit even at its tightest would show a made-up body below the frame, which
-        # stretches into streaks; a somewhat closer headshot that fits is the better picture.
+        # A social crop that does not fit even at its tightest would show a made-up body below the frame, and that
+        # body stretches into streaks. A somewhat closer headshot that fits is the better picture.
         tightest = head.height / framing.head_range[1]
         for height in np.linspace(tightest, tightest / CLOSER_LIMIT, HEAD_STEPS)[1:]:
             plan = _fit_inside(framing, head, height, height * framing.aspect, image_width, image_height)

@@ -25,9 +25,9 @@ GUIDED_EPS = 1e-4
 # flat backdrop next to the subject from inheriting that blur as a faint halo.
 COARSE_CONTRAST = 3.0
 # The ear zones beside each cheek: half-axes in face widths and eye-to-chin lengths. Ear skin is within
-# EAR_CHROMA_DISTANCE robust deviations of the face's chromaticity, at least EAR_MIN_BRIGHTNESS of its brightness
-# (a hollow is in shade) and scored EAR_MIN_SCORE by the segmentation; stripes thinner than EAR_OPENING face widths
-# are a backdrop's pattern.
+# EAR_CHROMA_DISTANCE robust deviations of the face's chromaticity and scored EAR_MIN_SCORE by the segmentation.
+# It may be as dark as EAR_MIN_BRIGHTNESS of the face, because a hollow is in shade. Stripes thinner than
+# EAR_OPENING face widths are a backdrop's pattern.
 EAR_WIDTH, EAR_HEIGHT = 0.14, 0.38
 EAR_CHROMA_DISTANCE, EAR_MIN_BRIGHTNESS, EAR_MIN_SCORE, EAR_OPENING = 3.0, 0.35, 0.35, 0.02
 EAR_EDGE = 0.02  # of the face width: the ears' rim left to the colour model
@@ -451,8 +451,8 @@ def _stray_fade(matte: torch.Tensor, face_width: float) -> torch.Tensor:
     """Return a (1, h, w) factor that fades partial alpha out from STRAY_REACH to STRAY_REACH + STRAY_FADE face widths
     past the matte's core (alpha 0.5 or more).
 
-    Out there a partial alpha is most often backdrop that resembles hair (a window pane beside grey hair), which a
-    replaced backdrop would show as a grey smudge; a retoucher would take away a stray hair that far out as well.
+    Out there a partial alpha is most often backdrop that resembles hair, such as a window pane beside grey hair.
+    A replaced backdrop would show it as a grey smudge, and a retoucher would remove a stray hair that far out too.
     """
     import cv2
 
@@ -470,7 +470,7 @@ def _ear_mask(face: Face, scale: float, guide: torch.Tensor, hull: torch.Tensor,
     The mesh ends at the cheeks, and the segmentation gives an ear's thin rim and its hollows a partial score,
     so on a white backdrop ears came out washed out. Beside each cheek, from brow to mouth height, pixels of the
     face's skin colour that the model also scores as person (`coarse` at least EAR_MIN_SCORE) and that touch the
-    face become foreground, with the hollows they enclose. A skin-coloured backdrop scores low with the model.
+    face become foreground, with the hollows they enclose. A skin-coloured backdrop usually scores low with the model.
     """
     import cv2
 
@@ -497,6 +497,7 @@ def _ear_mask(face: Face, scale: float, guide: torch.Tensor, hull: torch.Tensor,
     spread = (samples - median[:, None]).abs().median(dim=1).values.clamp_min(0.004) * 1.4826
     distance = (((chroma - median[:, None, None]) / spread[:, None, None]) ** 2).sum(0).sqrt()
     skin = (distance < EAR_CHROMA_DISTANCE) & (brightness > EAR_MIN_BRIGHTNESS * float(brightness[on_face_tensor].median()))
+    # NOTE: a greyscale photo has no chromaticity to compare, so there only brightness and the model's score decide.
     skin = (skin & (coarse[0] >= EAR_MIN_SCORE)).cpu().numpy()
 
     # 2. The zones: an ellipse just outside each cheek's edge; skin in them, without thin stripes, joined to the face.

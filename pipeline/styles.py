@@ -109,8 +109,8 @@ def display_name(kind: str, name: str, language: str | None = None) -> str:
         keyword, _separator, value = name.partition(":")
         pattern = {"color": "color:#RRGGBB", "colour": "color:#RRGGBB", "image": "image:PATH"}.get(keyword.strip().lower())
         if pattern is not None and value.strip():
-            shown = value.strip().upper() if pattern.startswith("color") else os.path.basename(value.strip())
-            return f"{_(styles[pattern])} {shown}"
+            value_label = value.strip().upper() if pattern.startswith("color") else os.path.basename(value.strip())
+            return f"{_(styles[pattern])} {value_label}"
     return name
 
 

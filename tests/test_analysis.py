@@ -317,7 +317,7 @@ def test_original_crop_follows_exif_orientation(tmp_path, astronaut_rgb, orienta
     assert np.array_equal(np.asarray(Image.fromarray(crop).transpose(turn_back[orientation])), expected)
 
 
-def test_black_bars_are_named_and_left_out_of_frame_measures(astronaut_rgb, astronaut_analysis):
+def test_black_bars_reason_and_measures(astronaut_rgb, astronaut_analysis):
     pillarboxed = cv2.copyMakeBorder(astronaut_rgb, 0, 0, 256, 256, cv2.BORDER_CONSTANT, value=(0, 0, 0))
     verdict = analyze_image(pillarboxed, path="pillarboxed.png")
 

@@ -176,7 +176,7 @@ def test_backdrop_names_have_dutch_translations():
     assert dutch(BACKDROPS["studio-grey"]) == "Studiogrijs"
 
 
-def test_brand_colour_and_picture_labels_name_their_value_in_both_languages():
+def test_brand_and_picture_labels_translated():
     from pipeline.styles import display_name
 
     assert display_name("backdrop", "color:#1f4e79", "en") == "Brand colour #1F4E79"

@@ -393,8 +393,10 @@ def test_side_cut_face_crop_stays_inside(astronaut_rgb, name):
 
     assert not plan.reaches_past_edge
     corners = _plan_corners(plan)
-    assert corners[:, 0].min() >= -0.5 and corners[:, 0].max() <= 240.5
-    assert corners[:, 1].min() >= -0.5 and corners[:, 1].max() <= 512.5
+    assert corners[:, 0].min() >= -0.5
+    assert corners[:, 0].max() <= 240.5
+    assert corners[:, 1].min() >= -0.5
+    assert corners[:, 1].max() <= 512.5
 
 
 def _plan_corners(plan) -> np.ndarray:

@@ -1117,7 +1117,8 @@ def test_16bit_grey_source_is_written_16bit_grey(tmp_path, portrait):
         written = write_photo(tmp_path / f"out-{name}", photo.pixels, None, like=probe(source))
 
         decoded = cv2.imread(str(written), cv2.IMREAD_UNCHANGED)
-        assert decoded.ndim == 2 and decoded.dtype == np.uint16, name
+        assert decoded.ndim == 2, name
+        assert decoded.dtype == np.uint16, name
         assert np.array_equal(decoded, grey), name
 
 

@@ -32,8 +32,8 @@ __all__ = ["MAKEUP_PRESETS", "RETOUCH_PRESETS", "RetouchSettings", "face_region"
 log = logging.getLogger(__name__)
 
 # Skin work is done at a size where the eyes are at least this many pixels apart (and under twice that).
-# At 180 a face with its eyes 360–400 pixels apart (a head-and-shoulders crop at 2048 pixels) is halved,
-# which halves the retouch's time there; the spot, texture and landmark figures stayed as they were.
+# At 180 a face with its eyes 360–400 pixels apart (a head-and-shoulders crop at 2048 pixels) is halved, so
+# the retouch takes half the time there. The spot, texture and landmark figures stayed as they were.
 WORK_EYE_DISTANCE = 180.0
 
 # Pore texture at full resolution, in pixels: what a spot healed there borrows from beside it.
