@@ -384,13 +384,9 @@ def _drop_backdrop_colours(
     #    They change slowly across their wide window, so they are counted on a grid `shrink` times coarser.
     radius = max(2, round(3 * band))
     shrink = max(1, radius // HISTOGRAM_GRID)
-    sure_subject = torch.from_numpy(((inside > band) | (faces_solid[0].cpu().numpy() > 0.5)).astype(np.float32))
-    sure_backdrop = torch.from_numpy((outside > 0.25 * band).astype(np.float32))
-    one_hot = torch.stack([(labels == index).float() for index in range(PALETTE_SIZE)])
-    planes = torch.cat([sure_subject[None], sure_backdrop[None], one_hot * sure_subject, one_hot * sure_backdrop])
-    if shrink > 1:
-        planes = F.avg_pool2d(planes[None], kernel_size=shrink, stride=shrink, ceil_mode=True)[0]
-    local = box_mean(planes, max(1, round(radius / shrink)))
+    sure_subject = (inside > band) | (faces_solid[0].cpu().numpy() > 0.5)
+    sure_backdrop = outside > 0.25 * band
+    local = box_mean(_cell_histograms(labels.numpy(), sure_subject, sure_backdrop, shrink), max(1, round(radius / shrink)))
 
     # 3. The posterior of each pixel's own cluster near the edge, trusted only where both sides were seen.
     rows, columns = np.nonzero(near_edge)
@@ -406,6 +402,25 @@ def _drop_backdrop_colours(
     trusted = (subject_weight > 0.02) & (backdrop_weight > 0.02) & (faces_solid[0].cpu()[rows, columns] < 0.5)
     lowered[0, rows, columns] = torch.where(trusted, torch.minimum(mask_at, posterior), mask_at)
     return lowered.to(coarse.device)
+
+
+def _cell_histograms(labels: np.ndarray, subject: np.ndarray, backdrop: np.ndarray, shrink: int) -> torch.Tensor:
+    """Return per grid cell of `shrink`² pixels the shares of sure subject and sure backdrop, then per colour cluster
+    its share on each side: (2 + 2·PALETTE_SIZE, ceil(h / shrink), ceil(w / shrink)), the cells at the far edges averaged
+    over the pixels they hold.
+    """
+    height, width = labels.shape
+    rows, columns = -(-height // shrink), -(-width // shrink)
+    cell = ((np.arange(height) // shrink)[:, None] * columns + (np.arange(width) // shrink)[None, :]).ravel()
+    cells = rows * columns
+    pixels = np.bincount(cell, minlength=cells).astype(np.float32)
+    planes = np.empty((2 + 2 * PALETTE_SIZE, cells), dtype=np.float32)
+    keyed = cell * PALETTE_SIZE + labels.ravel()
+    for side, (mask, first) in enumerate(((subject.ravel(), 2), (backdrop.ravel(), 2 + PALETTE_SIZE))):
+        planes[side] = np.bincount(cell[mask], minlength=cells)
+        planes[first : first + PALETTE_SIZE] = np.bincount(keyed[mask], minlength=cells * PALETTE_SIZE).reshape(cells, PALETTE_SIZE).T
+    planes /= pixels
+    return torch.from_numpy(planes.reshape(-1, rows, columns))
 
 
 def _face_mask(face: Face, scale: float, size: tuple[int, int]) -> torch.Tensor:

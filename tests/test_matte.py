@@ -9,7 +9,7 @@ import torch
 
 from pipeline.device import to_tensor
 from pipeline.faces import shared_finder
-from pipeline.matte import _segment, box_mean, decontaminate, person_matte
+from pipeline.matte import PALETTE_SIZE, _cell_histograms, _segment, box_mean, decontaminate, person_matte
 
 
 def _iou(matte: np.ndarray, reference: np.ndarray) -> float:
@@ -63,6 +63,24 @@ def test_box_mean_matches_direct_window():
             window = values[:, max(0, row - radius) : row + radius + 1, max(0, column - radius) : column + radius + 1]
             expected[:, row, column] = window.mean(dim=(1, 2))
     assert torch.allclose(box_mean(values, radius), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("shrink", [1, 5])
+def test_cell_histograms_match_pooled_one_hot_planes(shrink):
+    # The direct count per grid cell equals pooling full-size one-hot planes, including the partial cells at the edges.
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, PALETTE_SIZE, size=(37, 53))
+    subject, backdrop = rng.random((37, 53)) < 0.4, rng.random((37, 53)) < 0.3
+    one_hot = torch.stack([torch.from_numpy(labels == index).float() for index in range(PALETTE_SIZE)])
+    sides = [torch.from_numpy(subject).float()[None], torch.from_numpy(backdrop).float()[None]]
+    planes = torch.cat([*sides, one_hot * sides[0], one_hot * sides[1]])
+    pooled = planes if shrink == 1 else torch.nn.functional.avg_pool2d(planes[None], shrink, shrink, ceil_mode=True)[0]
+
+    counted = _cell_histograms(labels, subject, backdrop, shrink)
+
+    assert counted.shape == (2 + 2 * PALETTE_SIZE, -(-37 // shrink), -(-53 // shrink))
+    assert torch.allclose(counted, pooled, atol=1e-6)
+    assert float(counted[2 : 2 + PALETTE_SIZE].sum(0).sub(counted[0]).abs().max()) < 1e-6  # clusters add up to the side
 
 
 def test_matte_on_astronaut_covers_face_not_corners(astronaut_rgb):
