@@ -166,7 +166,10 @@ def run_job(
     Raises `HeadshotError` for bad options or unusable frames and `JobCanceled`
     when `should_stop` returns True; files finished before that stay.
     """
+    from .memory import reuse_freed_memory
+
     validate_request(request)
+    reuse_freed_memory()
     job = _Job(request, Path(output_dir), on_event, should_stop, job_id or uuid.uuid4().hex[:12])
     try:
         return job.run()
@@ -324,20 +327,25 @@ class _Job:
             f"{width}x{height} {info.format} {info.bit_depth}-bit, decoded at {decoded_scale:.3f}, region {region.box} at {region.scale_x:.3f}",
         )
 
-        # 3. The person matte, once per frame, when any variant changes the backdrop or the light. Where a crop
-        #    reaches past the frame, the frame and its matte are carried on there: backdrop above, body below.
-        matte = None
-        if any(variant.backdrop != AS_SHOT or variant.light != AS_SHOT for variant in self.variants):
-            matte = self._matte(frame, image, region_faces, region)
+        # 3. The person matte, once per frame, when any variant changes the backdrop or the light, and one retouch
+        #    per preset. Neither needs the other, so a helper thread makes the matte while this one retouches.
+        #    Where a crop reaches past the frame, the frame and its matte are first carried on there (backdrop
+        #    above, body below) and the retouch works on that canvas.
+        needs_matte = any(variant.backdrop != AS_SHOT or variant.light != AS_SHOT for variant in self.variants)
+        if needs_matte:
+            self._check_stop()
+            self._stage_started(Stage.matting, frame)
         if region.reaches_past_edge:
             from .crops import extend_frame
 
+            matte = self._matte(frame, image, region_faces, region) if needs_matte else None
             image, matte = extend_frame(image, matte, region.inside_window, region_faces)
-
-        # 4. Retouch once per frame and preset.
-        bases: dict[str, torch.Tensor] = {}
-        for preset in dict.fromkeys(variant.retouch for variant in self.variants):
-            bases[preset] = self._retouch(frame, image, region_faces, settings_by_preset[preset], matte) if preset != "off" else image
+            bases = self._retouched_bases(frame, image, region_faces, settings_by_preset)
+        else:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"matte-{self.job_id}") as helper:
+                matting = helper.submit(self._matte, frame, image, region_faces, region) if needs_matte else None
+                bases = self._retouched_bases(frame, image, region_faces, settings_by_preset)
+                matte = matting.result() if matting is not None else None
         del image
 
         # 5. Per light, per backdrop, per crop: relight, composite, crop and hand to the encoder.
@@ -351,10 +359,12 @@ class _Job:
         return {"region": {"box": list(region.box), "scale": round(region.scale_x, 4)}}
 
     def _matte(self, frame: str, image: torch.Tensor, faces: list[Face], region: "CropRegion") -> torch.Tensor:
+        """Return the person matte of `image` (the region), made from the frame's own pixels.
+
+        May run in a helper thread: it announces no stage itself, which `_stage_started` did before.
+        """
         from .matte import person_matte
 
-        self._check_stop()
-        self._stage_started(Stage.matting, frame)
         started = time.perf_counter()
         # Only the frame's own pixels are matted; past its edge the matte stays 0 until `extend_frame` fills it.
         x0, y0, x1, y1 = region.inside_window
@@ -369,16 +379,22 @@ class _Job:
         self._log_stage(frame, Stage.matting, started, f"{tuple(inside_matte.shape)} of {tuple(matte.shape)}")
         return matte
 
-    def _retouch(self, frame: str, image: torch.Tensor, faces: list[Face], settings, matte) -> torch.Tensor:
+    def _retouched_bases(self, frame: str, image: torch.Tensor, faces: list[Face], settings_by_preset: dict) -> dict[str, torch.Tensor]:
+        """Retouch `image` once per preset the variants use; "off" is the image itself."""
         from .retouch import retouch
 
-        self._check_stop()
-        self._stage_started(Stage.retouching, frame)
-        started = time.perf_counter()
-        retouched = retouch(image, faces, settings, person_matte=matte, should_stop=self.should_stop)
-        self._check_stop()
-        self._log_stage(frame, Stage.retouching, started, getattr(settings, "name", ""))
-        return retouched
+        bases: dict[str, torch.Tensor] = {}
+        for preset in dict.fromkeys(variant.retouch for variant in self.variants):
+            if preset == "off":
+                bases[preset] = image
+                continue
+            self._check_stop()
+            self._stage_started(Stage.retouching, frame)
+            started = time.perf_counter()
+            bases[preset] = retouch(image, faces, settings_by_preset[preset], should_stop=self.should_stop)
+            self._check_stop()
+            self._log_stage(frame, Stage.retouching, started, getattr(settings_by_preset[preset], "name", ""))
+        return bases
 
     def _render_variants_of(self, pool: ThreadPoolExecutor, context: "_FrameContext", preset: str, base: torch.Tensor) -> None:
         from .backdrops import composite, parse_backdrop, render_backdrop
