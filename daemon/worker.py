@@ -34,6 +34,8 @@ RESULT_FOLDER = "result"
 FRAMES_FOLDER = "frames"
 # Progress events closer together than this are neither stored nor sent, unless the fraction reaches 1.
 PROGRESS_INTERVAL_S = 0.2
+# Memory the jobs freed stays with the process for the next job; after this long without one it goes back.
+IDLE_RELEASE_S = 30.0
 
 
 def pipeline_runner(request: JobRequest, out_dir: Path, on_event=None, should_stop=None,
@@ -65,6 +67,7 @@ class Worker:
         self._current: JobRow | None = None
         self._interrupted: str | None = None
         self._last_progress = 0.0
+        self._holding_since: float | None = None  # when the last job ended, until its freed memory is handed back
 
     # --- Control, called from other threads ---------------------------------------
 
@@ -116,6 +119,7 @@ class Worker:
                 self._stopping.wait(1.0)
                 continue
             if job is None:
+                self._release_memory_when_idle()
                 self._wake.wait(timeout=1.0)
                 continue
             with self._lock:
@@ -129,7 +133,17 @@ class Worker:
             finally:
                 with self._lock:
                     self._current = None
+                self._holding_since = time.monotonic()
         self.store.close()
+
+    def _release_memory_when_idle(self) -> None:
+        if self._holding_since is None or time.monotonic() - self._holding_since < IDLE_RELEASE_S:
+            return
+        from pipeline.memory import release_free_memory
+
+        release_free_memory()
+        self._holding_since = None
+        log.debug("idle for %.0f s: freed memory handed back to the system", IDLE_RELEASE_S)
 
     def _warm_up(self) -> None:
         """Import the pipeline and find the device before the first job, so the first job is not slower."""
