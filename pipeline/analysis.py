@@ -31,6 +31,7 @@ register_messages(
 )
 
 PREVIEW_MAX_SIDE = 1600
+SMALL_COPY_LONG_SIDE = 512  # the copy of the frame an analysis keeps, for crop planning
 
 # Reads a region (x0, y0, x1, y1, in original pixels after EXIF orientation) of the original at full resolution,
 # as 8-bit grey, in any orientation.
@@ -75,6 +76,7 @@ class FrameAnalysis:
     score: float = 0.0
     fingerprint: int | None = None  # perceptual hash, see analysis_measures.perceptual_hash
     error: HeadshotError | None = None
+    small_copy: np.ndarray | None = field(default=None, repr=False, compare=False)  # 8-bit sRGB, upright, long side 512
 
     @property
     def has_face(self) -> bool:
@@ -206,7 +208,16 @@ def analyze_file(path: str | Path, max_side: int = PREVIEW_MAX_SIDE) -> FrameAna
         log.exception("analysis: %s: analysis failed", path_text)
         return error_analysis(path_text, HeadshotError("internal_error", path_text, repr(error)))
     analysis.metrics["format"] = info.format
+    analysis.small_copy = _small_copy(preview.rgb)
     return analysis
+
+
+def _small_copy(rgb: np.ndarray) -> np.ndarray:
+    factor = SMALL_COPY_LONG_SIDE / max(rgb.shape[:2])
+    if factor >= 1:
+        return rgb
+    size = (max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
 def analyze_files(paths: Iterable[str | Path], max_side: int = PREVIEW_MAX_SIDE) -> list[FrameAnalysis]:

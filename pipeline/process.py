@@ -53,6 +53,9 @@ MAX_OUTPUT_LONG_SIDE = {"square": 2048, "portrait": 2560, "banner": 2560, "class
 DCT_REDUCTIONS = (8, 4, 2)  # the JPEG decoder's own scale factors, 1/8 to 1/2
 PLANNING_LONG_SIDE = 512  # the small copy whose matte finds the top of the hair for crop planning
 ENCODE_WORKERS = max(1, min(4, os.cpu_count() or 1))
+# A one-frame job decodes its frame in full while the frame is analysed, up to this many pixels; a larger frame
+# waits for crop planning, which may find that a reduced decode will do.
+EARLY_DECODE_MAX_PIXELS = 50_000_000
 EIGHT_BIT_FORMATS = ("jpeg", "webp", "heic")
 _SUFFIX_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff", ".webp": "webp", ".heic": "heic", ".heif": "heic"}
 
@@ -205,6 +208,8 @@ class _Job:
     rendered: int = 0
     total_to_render: int = 1
     created_dirs: list[Path] = field(default_factory=list)  # folders this job made for its output, deepest first
+    helper: ThreadPoolExecutor | None = None  # one thread beside the job's own: the early decode, then the matte
+    early_decode: tuple[str, Future] | None = None  # (frame, its full decode), started before the analysis
 
     def run(self) -> JobResult:
         from .i18n import current_language
@@ -214,28 +219,50 @@ class _Job:
         self._prepare_output_dir()
         log.info("job %s: %d frames, %d variants per frame, output %s", self.job_id, len(self.request.frames), len(self.variants), self.output_dir)
 
-        # 1. Analyse every frame and choose the best.
-        analyses = self._analyse()
-        chosen = self._select(analyses)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"helper-{self.job_id}") as self.helper:
+            # 1. Analyse every frame and choose the best. The frame of a one-frame job is decoded meanwhile.
+            self._start_early_decode()
+            analyses = self._analyse()
+            chosen = self._select(analyses)
 
-        # 2. Render each chosen frame's variants; files are encoded in the background.
-        self.total_to_render = max(1, len(chosen) * len(self.variants))
-        frame_reports = {str(ranked.analysis.path): self._frame_report(ranked) for ranked in self.selection.frames}
-        with ThreadPoolExecutor(max_workers=ENCODE_WORKERS, thread_name_prefix=f"encode-{self.job_id}") as pool:
-            try:
-                for rank, analysis in chosen:
-                    frame_reports[str(analysis.path)].update(self._render_frame(pool, analysis, rank))
-                self._collect_written(wait=True)
-            except BaseException:
-                for future, *_ in self.pending:
-                    future.cancel()
-                raise
+            # 2. Render each chosen frame's variants; files are encoded in the background.
+            self.total_to_render = max(1, len(chosen) * len(self.variants))
+            frame_reports = {str(ranked.analysis.path): self._frame_report(ranked) for ranked in self.selection.frames}
+            with ThreadPoolExecutor(max_workers=ENCODE_WORKERS, thread_name_prefix=f"encode-{self.job_id}") as pool:
+                try:
+                    for rank, analysis in chosen:
+                        frame_reports[str(analysis.path)].update(self._render_frame(pool, analysis, rank))
+                    self._collect_written(wait=True)
+                except BaseException:
+                    for future, *_ in self.pending:
+                        future.cancel()
+                    raise
+            self.early_decode = None
 
         # 3. The contact sheet, then the report that marks the job complete.
         self._check_stop()
         return self._publish(list(frame_reports.values()))
 
     # -- analysis and selection -------------------------------------------------
+
+    def _start_early_decode(self) -> None:
+        """Decode a one-frame job's frame in the helper thread while the analysis reads its preview.
+
+        The analysis and crop planning use one core, so on a machine with more the decode costs no time. A frame
+        the analysis rejects, or whose crops need a reduced decode only, drops the result.
+        """
+        from .photo_io import read_photo
+
+        if len(self.request.frames) != 1 or (os.cpu_count() or 1) < 2:
+            return
+        frame = str(self.request.frames[0])
+        try:
+            with Image.open(frame) as image:
+                pixels = image.size[0] * image.size[1]
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            return  # the analysis reports what is wrong with the file
+        if pixels <= EARLY_DECODE_MAX_PIXELS:
+            self.early_decode = (frame, self.helper.submit(read_photo, frame))
 
     def _analyse(self) -> list:
         from .analysis import analyze_file
@@ -312,13 +339,15 @@ class _Job:
         info = probe(frame)
         width, height = info.width, info.height
         crop_names = list(dict.fromkeys(variant.crop for variant in self.variants))
-        plans, picture = _plan_crops(frame, info, main_face, [name for name in crop_names if name != AS_SHOT])
+        plans, picture = _plan_crops(frame, info, main_face, [name for name in crop_names if name != AS_SHOT], analysis.small_copy)
         keep_full_frame = AS_SHOT in crop_names
         inside_bars = None if keep_full_frame or picture == (0, 0, width, height) else picture
         region = CropRegion.around(plans.values(), width, height, keep_full_frame, picture=inside_bars)
 
         # 2. Decode the frame once, at the resolution the region needs, and cut the region.
-        photo, decoded_scale = _decode_for_region(frame, info, region)
+        early = self.early_decode[1] if self.early_decode is not None and self.early_decode[0] == frame else None
+        self.early_decode = None
+        photo, decoded_scale = _decode_for_region(frame, info, region, early)
         image = _region_tensor(region.cut(photo.pixels, decoded_scale))
         region_faces = [region.face(face) for face in faces]
         photo = replace(photo, pixels=None)
@@ -342,10 +371,9 @@ class _Job:
             image, matte = extend_frame(image, matte, region.inside_window, region_faces)
             bases = self._retouched_bases(frame, image, region_faces, settings_by_preset)
         else:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"matte-{self.job_id}") as helper:
-                matting = helper.submit(self._matte, frame, image, region_faces, region) if needs_matte else None
-                bases = self._retouched_bases(frame, image, region_faces, settings_by_preset)
-                matte = matting.result() if matting is not None else None
+            matting = self.helper.submit(self._matte, frame, image, region_faces, region) if needs_matte else None
+            bases = self._retouched_bases(frame, image, region_faces, settings_by_preset)
+            matte = matting.result() if matting is not None else None
         del image
 
         # 5. Per light, per backdrop, per crop: relight, composite, crop and hand to the encoder.
@@ -880,10 +908,13 @@ def _settings_dict(settings) -> dict:
     return settings.to_dict() if hasattr(settings, "to_dict") else dict(vars(settings))
 
 
-def _plan_crops(frame: str, info, face: Face, crop_names: list[str]) -> tuple[dict, tuple[int, int, int, int]]:
+def _plan_crops(
+    frame: str, info, face: Face, crop_names: list[str], small_copy: np.ndarray | None = None
+) -> tuple[dict, tuple[int, int, int, int]]:
     """Plan each crop in frame pixels inside the picture (black bars left out); return the plans and that box.
 
-    The matte of a small copy of the picture marks the top of the hair.
+    The matte of a small copy of the picture marks the top of the hair: `small_copy`, the one the analysis
+    kept (8-bit sRGB, upright), or one read now.
     """
     from .analysis_measures import picture_box
     from .crops import plan_crop
@@ -893,25 +924,26 @@ def _plan_crops(frame: str, info, face: Face, crop_names: list[str]) -> tuple[di
     whole = (0, 0, info.width, info.height)
     if not crop_names:
         return {}, whole
-    preview = read_preview(frame, max_side=PLANNING_LONG_SIDE)
+    rgb = small_copy if small_copy is not None else read_preview(frame, max_side=PLANNING_LONG_SIDE).rgb
+    preview_scale = rgb.shape[1] / info.width
 
     # The picture in frame pixels, rounded inwards by a preview pixel, where bars and picture may blend.
-    left, top, right, bottom = picture_box(preview.rgb)
+    left, top, right, bottom = picture_box(rgb)
     picture = whole
-    if (left, top, right, bottom) != (0, 0, preview.rgb.shape[1], preview.rgb.shape[0]):
-        scale = preview.scale
+    if (left, top, right, bottom) != (0, 0, rgb.shape[1], rgb.shape[0]):
+        scale = preview_scale
         picture = (
             0 if left == 0 else min(info.width, math.ceil((left + 1) / scale)),
             0 if top == 0 else min(info.height, math.ceil((top + 1) / scale)),
-            info.width if right == preview.rgb.shape[1] else max(0, math.floor((right - 1) / scale)),
-            info.height if bottom == preview.rgb.shape[0] else max(0, math.floor((bottom - 1) / scale)),
+            info.width if right == rgb.shape[1] else max(0, math.floor((right - 1) / scale)),
+            info.height if bottom == rgb.shape[0] else max(0, math.floor((bottom - 1) / scale)),
         )
         log.info("%s: black bars around the picture; crops are planned inside %s", Path(frame).name, picture)
     x0, y0, x1, y1 = picture
-    preview_box = tuple(round(value * preview.scale) for value in picture)
-    inside = preview.rgb[preview_box[1] : preview_box[3], preview_box[0] : preview_box[2]]
+    preview_box = tuple(round(value * preview_scale) for value in picture)
+    inside = rgb[preview_box[1] : preview_box[3], preview_box[0] : preview_box[2]]
     in_picture = _shifted_face(face, -x0, -y0)
-    matte = person_matte(_region_tensor(inside), [in_picture.scaled(preview.scale)])
+    matte = person_matte(_region_tensor(inside), [in_picture.scaled(preview_scale)])
     plans = {}
     for name in crop_names:
         plan = plan_crop(name, in_picture, x1 - x0, y1 - y0, matte=matte)
@@ -1002,12 +1034,13 @@ def _encode_variant(path, pixels, alpha, info, output_format, bit_depth, icc_pro
     return Path(written), make_thumbnail(pixels, icc_profile)
 
 
-def _decode_for_region(frame: str, info, region: "CropRegion"):
+def _decode_for_region(frame: str, info, region: "CropRegion", early: Future | None = None):
     """Decode the frame once: reduced by JPEG DCT scaling when the region needs half the resolution or less.
 
     The reduced path takes 8-bit RGB JPEGs with an RGB profile or none, and keeps their pixels in the
     frame's own colour space. Everything else, and any file the reduced path cannot decode, is decoded
-    in full by `read_photo`. Returns the photo and its pixels' scale relative to the frame.
+    in full by `read_photo`, or taken from `early`, a `read_photo` of the frame already under way.
+    Returns the photo and its pixels' scale relative to the frame.
     """
     from .color import profile_color_space
     from .photo_io import Photo, read_photo
@@ -1022,8 +1055,10 @@ def _decode_for_region(frame: str, info, region: "CropRegion"):
     if reducible and reduction > 1:
         pixels = _decode_jpeg_reduced(frame, reduction, info.orientation)
         if pixels is not None:
+            if early is not None:
+                early.cancel()
             return Photo(info=info, pixels=pixels, alpha=None, icc_profile=info.icc_profile), pixels.shape[1] / info.width
-    return read_photo(frame), 1.0
+    return (early.result() if early is not None else read_photo(frame)), 1.0
 
 
 # EXIF orientation → the Pillow transpose that turns the stored pixels upright.
