@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .errors import HeadshotError
 from .faces import Face
 from .i18n import N_
-from .matte import _resize, band_rectangles, box_mean, sample_smooth
+from .matte import _resize, band_rectangles, box_mean, grown_mask, sample_smooth
 
 BACKDROPS: dict[str, str] = {
     "original": N_("Original background"),
@@ -175,7 +175,7 @@ def composite(
     # 3. Blend the spill into the subject's edge only: pixels with some matte and some backdrop around,
     #    box by box along the edge.
     near_edge = (small_alpha[0] > 0) & (surround[0] > 1e-3)
-    near_edge = F.max_pool2d(near_edge[None, None].float(), kernel_size=3, stride=1, padding=1)[0, 0] > 0
+    near_edge = grown_mask(near_edge, 1)
     boxes = [(0, height, 0, width)] if scale == 1.0 else band_rectangles(near_edge, (height, width))
     wrap_layers = torch.cat([surround, spill])
     for top, bottom, left, right in boxes:

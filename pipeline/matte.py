@@ -8,6 +8,7 @@ hair strands follow the picture.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -102,8 +103,7 @@ def person_matte(image: torch.Tensor, faces: list[Face] | None = None) -> torch.
 
     # 6. At full resolution the matte is exactly 0 or 1 away from the subject's edge; only the band where
     #    the working matte is partly transparent (grown by two working pixels) is refined from the picture.
-    band = ((small_matte > 0) & (small_matte < 1)).to(torch.float32)
-    band = F.max_pool2d(band[None], kernel_size=5, stride=1, padding=2)[0, 0] > 0
+    band = grown_mask((small_matte[0] > 0) & (small_matte[0] < 1), 2)
     matte = F.interpolate(small_matte[None], size=(height, width), mode="nearest")[0]
     for top, bottom, left, right in band_rectangles(band, (height, width)):
         box = (top, bottom, left, right)
@@ -174,12 +174,19 @@ def sample_smooth(small: torch.Tensor, box: tuple[int, int, int, int], full_size
     return F.grid_sample(small[None], grid.to(small.dtype), mode="bilinear", padding_mode="border", align_corners=False)[0]
 
 
-def decontaminate(image: torch.Tensor, matte: torch.Tensor) -> torch.Tensor:
-    """Return the subject's own colours, with the old backdrop's colour removed from partly transparent pixels.
+@dataclass(frozen=True)
+class EdgeColours:
+    """The local subject and backdrop colours along a matte's edge, from `edge_colours`."""
 
-    Blur-fusion foreground estimation (Forte and Pitié, 2021): foreground and background colours are
-    estimated by matte-weighted blurs, then each edge pixel is corrected so that it still composes to
-    the observed colour. Pixels with matte 0 or 1 keep their exact values.
+    estimates: torch.Tensor  # (6, h, w) at working resolution: subject RGB, then backdrop RGB
+    boxes: list[tuple[int, int, int, int]]  # full-resolution boxes (top, bottom, left, right) covering the edge
+
+
+def edge_colours(image: torch.Tensor, matte: torch.Tensor) -> EdgeColours:
+    """Estimate the subject's and the backdrop's own colours around the matte's partly transparent edge.
+
+    Blur-fusion (Forte and Pitié, 2021): matte-weighted blurs, a wide pass and then a narrow one seeded with it.
+    The colours change slowly, so they are estimated at the working resolution.
     """
     channels, height, width = image.shape
     colour = image[:3]
@@ -199,28 +206,46 @@ def decontaminate(image: torch.Tensor, matte: torch.Tensor) -> torch.Tensor:
         foreground = (foreground_blur + small_alpha * residual).clamp(0, 1)
         background = (background_blur + (1 - small_alpha) * residual).clamp(0, 1)
 
-    # 3. Correct the partly transparent pixels at full resolution, box by box around the edge; the others
-    #    keep their colour.
-    result = image.clone()
-    estimates = torch.cat([foreground_blur, background_blur])
+    # 3. The full-resolution boxes around the edge (grown by a working pixel).
     band = (small_alpha[0] > 1e-5) & (small_alpha[0] < 1 - 1e-5)  # area averages of 0 and 1 round by ~1e-7
-    band = F.max_pool2d(band[None, None].float(), kernel_size=3, stride=1, padding=1)[0, 0] > 0
-    if work_scale == 1.0:
-        boxes = [(0, height, 0, width)]
-    else:
-        boxes = band_rectangles(band, (height, width))
-    for top, bottom, left, right in boxes:
+    band = grown_mask(band, 1)
+    boxes = [(0, height, 0, width)] if work_scale == 1.0 else band_rectangles(band, (height, width))
+    return EdgeColours(torch.cat([foreground_blur, background_blur]), boxes)
+
+
+def decontaminate(image: torch.Tensor, matte: torch.Tensor, edge: EdgeColours | None = None) -> torch.Tensor:
+    """Return the subject's own colours, with the old backdrop's colour removed from partly transparent pixels.
+
+    Each edge pixel is moved towards the local subject colour so that, over the local backdrop colour, it
+    still composes to the observed colour. `edge` may come from an earlier `edge_colours` of the same matte
+    over a frame with the same backdrop, such as the frame before its retouch. Pixels with matte 0 or 1 keep
+    their exact values.
+    """
+    height, width = image.shape[-2:]
+    colour = image[:3]
+    edge = edge if edge is not None else edge_colours(image, matte)
+    result = image.clone()
+    for top, bottom, left, right in edge.boxes:
         alpha = matte[:, top:bottom, left:right].clamp(0, 1)
-        edge = (alpha > 0) & (alpha < 1)
-        if not bool(edge.any()):
+        in_between = (alpha > 0) & (alpha < 1)
+        if not bool(in_between.any()):
             continue
-        sampled = sample_smooth(estimates, (top, bottom, left, right), (height, width))
+        sampled = sample_smooth(edge.estimates, (top, bottom, left, right), (height, width))
         foreground_at, background_at = sampled[:3], sampled[3:]
         observed = colour[:, top:bottom, left:right]
         residual = observed - background_at - alpha * (foreground_at - background_at)
         corrected = _plausible_foreground(foreground_at + alpha * residual, foreground_at)
-        result[:3, top:bottom, left:right] = torch.where(edge, corrected, observed)
+        result[:3, top:bottom, left:right] = torch.where(in_between, corrected, observed)
     return result
+
+
+def grown_mask(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Return the boolean (h, w) `mask` grown by `radius` pixels in every direction (a square dilation)."""
+    import cv2
+
+    size = 2 * radius + 1
+    grown = cv2.dilate(mask.cpu().numpy().astype(np.uint8), np.ones((size, size), np.uint8))
+    return torch.from_numpy(grown > 0).to(mask.device)
 
 
 def _plausible_foreground(corrected: torch.Tensor, foreground: torch.Tensor) -> torch.Tensor:

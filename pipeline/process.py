@@ -357,10 +357,13 @@ class _Job:
         )
 
         # 3. The person matte, once per frame, when any variant changes the backdrop or the light, and one retouch
-        #    per preset. Neither needs the other, so a helper thread makes the matte while this one retouches.
-        #    Where a crop reaches past the frame, the frame and its matte are first carried on there (backdrop
-        #    above, body below) and the retouch works on that canvas.
+        #    per preset. Neither needs the other, so a helper thread makes the matte, and the subject's and
+        #    backdrop's colours along its edge, while this one retouches. Where a crop reaches past the frame, the
+        #    frame and its matte are first carried on there (backdrop above, body below) and the retouch works on
+        #    that canvas.
         needs_matte = any(variant.backdrop != AS_SHOT or variant.light != AS_SHOT for variant in self.variants)
+        needs_edge = any(variant.backdrop != AS_SHOT and variant.light in _unchanged_lights() for variant in self.variants)
+        edge = None
         if needs_matte:
             self._check_stop()
             self._stage_started(Stage.matting, frame)
@@ -371,20 +374,31 @@ class _Job:
             image, matte = extend_frame(image, matte, region.inside_window, region_faces)
             bases = self._retouched_bases(frame, image, region_faces, settings_by_preset)
         else:
-            matting = self.helper.submit(self._matte, frame, image, region_faces, region) if needs_matte else None
+            matting = self.helper.submit(self._matte_and_edge, frame, image, region_faces, region, needs_edge) if needs_matte else None
             bases = self._retouched_bases(frame, image, region_faces, settings_by_preset)
-            matte = matting.result() if matting is not None else None
+            matte, edge = matting.result() if matting is not None else (None, None)
         del image
 
         # 5. Per light, per backdrop, per crop: relight, composite, crop and hand to the encoder.
         context = _FrameContext(
             frame, photo, analysis, rank, main_face, region, plans, region_faces, matte, settings_by_preset,
-            stem=self._unique_stem(Path(frame).stem), source_sha256=self._source_hash(frame),
+            stem=self._unique_stem(Path(frame).stem), source_sha256=self._source_hash(frame), edge=edge,
         )
         for preset, base in bases.items():
             self._render_variants_of(pool, context, preset, base)
         del bases, matte
         return {"region": {"box": list(region.box), "scale": round(region.scale_x, 4)}}
+
+    def _matte_and_edge(self, frame: str, image: torch.Tensor, faces: list[Face], region: "CropRegion", with_edge: bool):
+        """Return the matte of `image` and, with `with_edge`, its `EdgeColours` over `image` (else None).
+
+        Taken before the retouch, the edge colours serve its result too: a retouch leaves the backdrop as it is
+        and changes the subject's colours by a level or two.
+        """
+        from .matte import edge_colours
+
+        matte = self._matte(frame, image, faces, region)
+        return matte, (edge_colours(image, matte) if with_edge else None)
 
     def _matte(self, frame: str, image: torch.Tensor, faces: list[Face], region: "CropRegion") -> torch.Tensor:
         """Return the person matte of `image` (the region), made from the frame's own pixels.
@@ -427,11 +441,10 @@ class _Job:
     def _render_variants_of(self, pool: ThreadPoolExecutor, context: "_FrameContext", preset: str, base: torch.Tensor) -> None:
         from .backdrops import composite, parse_backdrop, render_backdrop
         from .matte import decontaminate
-        from . import relight as relight_module
         from .relight import parse_light, relight
 
         # Lights the relight module leaves as they are ("natural" among them) skip its copy of the frame.
-        unchanged_lights = {AS_SHOT, *getattr(relight_module, "UNCHANGED_LIGHTS", ())}
+        unchanged_lights = _unchanged_lights()
         variants = [variant for variant in self.variants if variant.retouch == preset]
         for light in dict.fromkeys(variant.light for variant in variants):
             # 1. Relight once per light.
@@ -453,7 +466,7 @@ class _Job:
                     self._stage_started(Stage.compositing, context.frame)
                     started = time.perf_counter()
                     if foreground is None:
-                        foreground = decontaminate(lit, context.matte)
+                        foreground = decontaminate(lit, context.matte, context.edge if light in unchanged_lights else None)
                     spec = parse_backdrop(backdrop)
                     backdrop_image = render_backdrop(spec, lit, context.matte, context.faces, color_in_profile=context.color_in_profile)
                     composed = composite(foreground, context.matte, backdrop_image, out=backdrop_image)
@@ -682,6 +695,7 @@ class _FrameContext:
     settings_by_preset: dict
     stem: str
     source_sha256: str
+    edge: object = None  # matte.EdgeColours of the frame before retouch, for the lights that leave it unchanged
 
     @property
     def color_in_profile(self):
@@ -902,6 +916,13 @@ def _retouch_settings(request: JobRequest) -> dict:
     presets = {request.retouch: RetouchSettings.preset(request.retouch, request.makeup)}
     presets.setdefault("off", RetouchSettings.preset("off", "none"))
     return presets
+
+
+def _unchanged_lights() -> set[str]:
+    """Return the lights that leave the frame's pixels as they are: "original" and the relight module's own."""
+    from . import relight
+
+    return {AS_SHOT, *getattr(relight, "UNCHANGED_LIGHTS", ())}
 
 
 def _settings_dict(settings) -> dict:
