@@ -106,8 +106,8 @@ def render_backdrop(
     """Render the backdrop (3, H, W) for `image`, in the frame's colour space.
 
     Colours are defined in sRGB and converted with `color_in_profile` when it is given. White and black
-    are the profile's own 1.0 and 0.0. For "original" the result is `image` itself, marked so that
-    `composite` returns it unchanged.
+    are the profile's own 1.0 and 0.0. A plain colour comes back as a read-only broadcast view of one
+    pixel. For "original" the result is `image` itself, marked so that `composite` returns it unchanged.
     """
     channels, height, width = image.shape
     device = image.device
@@ -117,13 +117,10 @@ def render_backdrop(
         original = image.view_as(image)
         original.is_original_backdrop = True
         return original
-    if spec.kind == "white":
-        return torch.ones((3, height, width), device=device)
-    if spec.kind == "black":
-        return torch.zeros((3, height, width), device=device)
-    if spec.kind == "color":
-        color = _to_profile(spec.color, color_in_profile)
-        return torch.tensor(color, dtype=torch.float32, device=device).view(3, 1, 1).expand(3, height, width).clone()
+    # Plain colours are broadcast views of one pixel; `composite` recognises them by their zero strides.
+    if spec.kind in ("white", "black", "color"):
+        color = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0)}.get(spec.kind) or _to_profile(spec.color, color_in_profile)
+        return torch.tensor(color, dtype=torch.float32, device=device).view(3, 1, 1).expand(3, height, width)
     if spec.kind == "studio-grey":
         return _studio_grey(height, width, _head_center(faces, matte), color_in_profile, device)
     if spec.kind == "blur":
@@ -133,59 +130,82 @@ def render_backdrop(
     raise ValueError(f"unknown backdrop kind {spec.kind!r}")
 
 
+@dataclass(frozen=True)
+class LightWrapBasis:
+    """What the light wrap needs of a matte, the same for every backdrop; see `light_wrap_basis`."""
+
+    alpha: torch.Tensor  # (1, H, W), the matte within 0..1
+    small_alpha: torch.Tensor  # (1, h, w), at most LIGHT_WRAP_LONG_SIDE
+    surround: torch.Tensor  # (1, h, w): the share of backdrop around each pixel
+    boxes: list[tuple[int, int, int, int]]  # full-resolution boxes (top, bottom, left, right) over the subject's edge
+    radius: int  # of the surround's window, in small pixels
+
+
+def light_wrap_basis(matte: torch.Tensor) -> LightWrapBasis:
+    """Measure, once per matte, how much backdrop surrounds each subject pixel, at reduced resolution."""
+    low, high = torch.aminmax(matte)
+    alpha = matte if 0 <= float(low) and float(high) <= 1 else matte.clamp(0, 1)
+    height, width = alpha.shape[-2:]
+    scale = min(1.0, LIGHT_WRAP_LONG_SIDE / max(height, width))
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    small_alpha = _resize(alpha, size)
+    radius = max(1, round(LIGHT_WRAP_RADIUS * max(size)))
+    surround = box_mean(1 - small_alpha, radius)
+    # Only pixels with some matte and some backdrop around take the wrap, box by box along the edge.
+    near_edge = grown_mask((small_alpha[0] > 0) & (surround[0] > 1e-3), 1)
+    boxes = [(0, height, 0, width)] if scale == 1.0 else band_rectangles(near_edge, (height, width))
+    return LightWrapBasis(alpha, small_alpha, surround, boxes, radius)
+
+
 def composite(
     foreground: torch.Tensor,
     matte: torch.Tensor,
     backdrop: torch.Tensor,
     light_wrap: float = 0.3,
     out: torch.Tensor | None = None,
+    basis: LightWrapBasis | None = None,
 ) -> torch.Tensor:
     """Put the subject over the backdrop: foreground·matte + backdrop·(1 − matte), with a light wrap.
 
     The light wrap lets the backdrop's colour spill a little onto the subject's edge, as light from a real
     backdrop does, so the subject sits in it. Pixels with matte 0 are exactly the backdrop. An "original"
     backdrop from `render_backdrop` comes back unchanged. `out` (3, H, W) receives the result and may be
-    `backdrop` itself, which saves a full-size copy when the backdrop is not needed afterwards.
+    `backdrop` itself, which saves a full-size copy when the backdrop is not needed afterwards; a plain
+    colour's backdrop is a broadcast view and is then left alone. `basis`, from `light_wrap_basis` of the
+    same matte, saves measuring it again for each backdrop.
     """
     if getattr(backdrop, "is_original_backdrop", False):
         return backdrop
-
-    # 1. How much backdrop surrounds each subject pixel, and its colour there, at reduced resolution
-    #    (before `out` may overwrite the backdrop).
-    low, high = torch.aminmax(matte)
-    alpha = matte if 0 <= float(low) and float(high) <= 1 else matte.clamp(0, 1)
+    basis = basis if basis is not None else light_wrap_basis(matte)
+    alpha = basis.alpha
     height, width = alpha.shape[-2:]
+    plain_colour = backdrop.dim() == 3 and backdrop.stride(-1) == 0 and backdrop.stride(-2) == 0
+
+    # 1. The backdrop's colour around each subject pixel, at reduced resolution (before `out` may overwrite
+    #    the backdrop). A plain colour is its own surroundings.
     if light_wrap > 0:
-        scale = min(1.0, LIGHT_WRAP_LONG_SIDE / max(height, width))
-        size = (max(1, round(height * scale)), max(1, round(width * scale)))
-        small_alpha = _resize(alpha, size)
-        small_backdrop = _resize(backdrop.expand(3, height, width), size)
-        radius = max(1, round(LIGHT_WRAP_RADIUS * max(size)))
-        surround = box_mean(1 - small_alpha, radius)
-        spill = box_mean(small_backdrop * (1 - small_alpha), radius) / surround.clamp_min(1e-4)
+        if plain_colour:
+            spill = backdrop[:, :1, :1].expand(3, *basis.small_alpha.shape[-2:])
+        else:
+            small_backdrop = _resize(backdrop.expand(3, height, width), tuple(basis.small_alpha.shape[-2:]))
+            spill = box_mean(small_backdrop * (1 - basis.small_alpha), basis.radius) / basis.surround.clamp_min(1e-4)
 
     # 2. The plain composite.
-    if out is backdrop:
+    if out is backdrop and not plain_colour:
         result = backdrop.lerp_(foreground[:3], alpha)
     else:
-        result = torch.lerp(backdrop.expand_as(foreground[:3]), foreground[:3], alpha, out=out)
+        result = torch.lerp(backdrop.expand_as(foreground[:3]), foreground[:3], alpha, out=None if out is backdrop else out)
     if light_wrap <= 0:
         return result
 
-    # 3. Blend the spill into the subject's edge only: pixels with some matte and some backdrop around,
-    #    box by box along the edge.
-    near_edge = (small_alpha[0] > 0) & (surround[0] > 1e-3)
-    near_edge = grown_mask(near_edge, 1)
-    boxes = [(0, height, 0, width)] if scale == 1.0 else band_rectangles(near_edge, (height, width))
-    wrap_layers = torch.cat([surround, spill])
-    for top, bottom, left, right in boxes:
+    # 3. Blend the spill into the subject's edge.
+    whole = basis.boxes == [(0, height, 0, width)] and tuple(basis.small_alpha.shape[-2:]) == (height, width)
+    wrap_layers = torch.cat([basis.surround, spill])
+    for top, bottom, left, right in basis.boxes:
         box_alpha = alpha[0, top:bottom, left:right]
         if not bool((box_alpha > 0).any()):
             continue
-        if scale == 1.0:
-            sampled = wrap_layers
-        else:
-            sampled = sample_smooth(wrap_layers, (top, bottom, left, right), (height, width))
+        sampled = wrap_layers if whole else sample_smooth(wrap_layers, (top, bottom, left, right), (height, width))
         reach, spill_at = sampled[0], sampled[1:]
         amount = (light_wrap * box_alpha * reach).clamp_(0, 1)
         amount = amount * ((box_alpha > 0) & (reach > 1e-3))

@@ -363,7 +363,7 @@ class _Job:
         #    that canvas.
         needs_matte = any(variant.backdrop != AS_SHOT or variant.light != AS_SHOT for variant in self.variants)
         needs_edge = any(variant.backdrop != AS_SHOT and variant.light in _unchanged_lights() for variant in self.variants)
-        edge = None
+        edge = wrap = None
         if needs_matte:
             self._check_stop()
             self._stage_started(Stage.matting, frame)
@@ -376,13 +376,13 @@ class _Job:
         else:
             matting = self.helper.submit(self._matte_and_edge, frame, image, region_faces, region, needs_edge) if needs_matte else None
             bases = self._retouched_bases(frame, image, region_faces, settings_by_preset)
-            matte, edge = matting.result() if matting is not None else (None, None)
+            matte, edge, wrap = matting.result() if matting is not None else (None, None, None)
         del image
 
         # 5. Per light, per backdrop, per crop: relight, composite, crop and hand to the encoder.
         context = _FrameContext(
             frame, photo, analysis, rank, main_face, region, plans, region_faces, matte, settings_by_preset,
-            stem=self._unique_stem(Path(frame).stem), source_sha256=self._source_hash(frame), edge=edge,
+            stem=self._unique_stem(Path(frame).stem), source_sha256=self._source_hash(frame), edge=edge, wrap=wrap,
         )
         for preset, base in bases.items():
             self._render_variants_of(pool, context, preset, base)
@@ -390,15 +390,19 @@ class _Job:
         return {"region": {"box": list(region.box), "scale": round(region.scale_x, 4)}}
 
     def _matte_and_edge(self, frame: str, image: torch.Tensor, faces: list[Face], region: "CropRegion", with_edge: bool):
-        """Return the matte of `image` and, with `with_edge`, its `EdgeColours` over `image` (else None).
+        """Return the matte of `image` and, with `with_edge`, its `EdgeColours` over `image` and its light-wrap
+        basis (else None for both).
 
         Taken before the retouch, the edge colours serve its result too: a retouch leaves the backdrop as it is
         and changes the subject's colours by a level or two.
         """
+        from .backdrops import light_wrap_basis
         from .matte import edge_colours
 
         matte = self._matte(frame, image, faces, region)
-        return matte, (edge_colours(image, matte) if with_edge else None)
+        if not with_edge:
+            return matte, None, None
+        return matte, edge_colours(image, matte), light_wrap_basis(matte)
 
     def _matte(self, frame: str, image: torch.Tensor, faces: list[Face], region: "CropRegion") -> torch.Tensor:
         """Return the person matte of `image` (the region), made from the frame's own pixels.
@@ -439,7 +443,7 @@ class _Job:
         return bases
 
     def _render_variants_of(self, pool: ThreadPoolExecutor, context: "_FrameContext", preset: str, base: torch.Tensor) -> None:
-        from .backdrops import composite, parse_backdrop, render_backdrop
+        from .backdrops import composite, light_wrap_basis, parse_backdrop, render_backdrop
         from .matte import decontaminate
         from .relight import parse_light, relight
 
@@ -467,9 +471,11 @@ class _Job:
                     started = time.perf_counter()
                     if foreground is None:
                         foreground = decontaminate(lit, context.matte, context.edge if light in unchanged_lights else None)
+                    if context.wrap is None:
+                        context.wrap = light_wrap_basis(context.matte)
                     spec = parse_backdrop(backdrop)
                     backdrop_image = render_backdrop(spec, lit, context.matte, context.faces, color_in_profile=context.color_in_profile)
-                    composed = composite(foreground, context.matte, backdrop_image, out=backdrop_image)
+                    composed = composite(foreground, context.matte, backdrop_image, out=backdrop_image, basis=context.wrap)
                     del backdrop_image
                     self._log_stage(context.frame, Stage.compositing, started, backdrop)
 
@@ -696,6 +702,7 @@ class _FrameContext:
     stem: str
     source_sha256: str
     edge: object = None  # matte.EdgeColours of the frame before retouch, for the lights that leave it unchanged
+    wrap: object = None  # backdrops.LightWrapBasis of the matte, made once per frame
 
     @property
     def color_in_profile(self):

@@ -11,6 +11,7 @@ from pipeline.backdrops import (
     BACKDROPS,
     BackdropSpec,
     composite,
+    light_wrap_basis,
     parse_backdrop,
     render_backdrop,
     replace_backdrop,
@@ -183,3 +184,35 @@ def test_brand_and_picture_labels_translated():
     assert display_name("backdrop", "color:#1f4e79", "nl") == "Huisstijlkleur #1F4E79"
     assert display_name("backdrop", "image:/photos/set/wall.jpg", "nl") == "Eigen achtergrondfoto wall.jpg"
     assert display_name("backdrop", "unknown-thing", "nl") == "unknown-thing"
+
+
+@pytest.mark.parametrize("backdrop_name", ["color:#1F4E79", "studio-grey"])
+def test_composite_with_a_shared_basis_equals_composite_alone(backdrop_name):
+    # A frame larger than the light wrap's working size, so the wrap runs box by box along the edge.
+    image, matte = _disc_scene(1200)
+    matte = torch.from_numpy(cv2.GaussianBlur(matte[0].numpy(), (0, 0), 3))[None]
+    backdrop = render_backdrop(parse_backdrop(backdrop_name), image, matte, faces=[])
+    basis = light_wrap_basis(matte)
+
+    alone = composite(image, matte, backdrop.clone())
+    shared = composite(image, matte, backdrop, out=backdrop, basis=basis)
+
+    assert len(basis.boxes) > 1
+    assert torch.allclose(alone, shared, atol=1e-6)
+    assert float((alone - image).abs().amax()) > 0.1  # the backdrop did change
+
+
+def test_plain_colour_backdrop_is_a_view_and_composites_like_a_filled_one():
+    image, matte = _disc_scene(1200)
+    matte = torch.from_numpy(cv2.GaussianBlur(matte[0].numpy(), (0, 0), 3))[None]
+    view = render_backdrop(parse_backdrop("color:#1F4E79"), image, matte, faces=[])
+    filled = view.clone()
+
+    from_view = composite(image, matte, view, out=view)
+    from_filled = composite(image, matte, filled)
+
+    assert view.stride()[1:] == (0, 0)
+    assert torch.allclose(view[:, 0, 0], torch.tensor([0x1F, 0x4E, 0x79]) / 255)  # left as it was
+    assert torch.allclose(from_view, from_filled, atol=1e-5)
+    edge = (matte[0] > 0.1) & (matte[0] < 0.9)
+    assert float((from_view - image * matte - filled * (1 - matte))[:, edge].abs().amax()) > 0.005  # the wrap is there
