@@ -189,10 +189,14 @@ def run_submit(arguments: argparse.Namespace) -> int:
     """Queue the frames, follow the job, write its files and return 0, 1, 2 (invalid option) or 130 (Ctrl-C)."""
     from .client import DaemonError
 
-    # 1. The request, from options that parse here; the daemon checks the names.
+    # 1. The request, its options checked here as well, so a wrong name is named as the command line spells it
+    #    and reported before any daemon is asked or started.
+    from .validation import CLI_OPTION_NAMES, check_options
+
     frames = [os.path.abspath(frame) for frame in arguments.frames]
     try:
         request = style_request(arguments, frames)
+        check_options(request, CLI_OPTION_NAMES, given_only=True)
         if arguments.stream:
             for frame in frames:
                 _check_readable(frame)
@@ -352,9 +356,14 @@ def _check_readable(frame: str) -> None:
 
 def _report_failure(arguments, code: str, message: str, detail: str, file: str, exit_code: int) -> int:
     if getattr(arguments, "json", False):
-        _print_json_line({"event": "error", "error": {"code": code, "message": message, "detail": detail, "file": file}})
+        _print_json_line({"event": "error", "error": _error_dict(code, message, detail, file)})
     print(with_code(code, message) if code else message, file=sys.stderr)
     return exit_code
+
+
+def _error_dict(code: str, message: str, detail: str, file: str) -> dict:
+    """Return an error as every --json output shows it, with the keys of `HeadshotError.to_dict`."""
+    return {"code": code, "file": file, "message": message, "detail": detail}
 
 
 def _print_json_line(values: dict) -> None:
@@ -435,7 +444,7 @@ def run_status(arguments: argparse.Namespace) -> int:
             info = client.info()
     except DaemonError as error:
         if arguments.json:
-            _print_json_line({"running": False, "error": {"code": error.code, "message": error.message}})
+            _print_json_line({"running": False, "error": _error_dict(error.code, error.message, error.detail, error.file)})
         print(with_code(error.code, error.message), file=sys.stderr)
         return EXIT_FAILED
 

@@ -37,32 +37,51 @@ def apply_defaults(values: dict, defaults: DefaultStyles) -> dict:
     return filled
 
 
-def check_options(request: JobRequest) -> None:
-    """Raise `invalid_option` for a preset, style, format or number that the pipeline does not offer."""
+# The command line's names of the options `check_options` checks; the API names them by field.
+CLI_OPTION_NAMES = {
+    "retouch": "--retouch", "makeup": "--makeup", "backdrop": "--backdrop", "light": "--light", "crop": "--crop",
+    "output_format": "--format", "bit_depth": "--bit-depth", "top": "--top", "jpeg_quality": "--jpeg-quality",
+}
+
+
+def check_options(request: JobRequest, option_names: dict[str, str] | None = None, given_only: bool = False) -> None:
+    """Raise `invalid_option` for a preset, style, format or number that the pipeline does not offer.
+
+    Errors name an option by its API field, or as `option_names` maps it. With `given_only`, fields left
+    unset (empty, or 0 for the numbers) pass: the daemon fills them from its settings.
+    """
+    names = option_names or {}
+
+    def check(option: str, value, allowed) -> None:
+        if given_only and value in ("", 0):
+            return
+        _check_choice(names.get(option, option), value, allowed)
 
     # 1. Presets and style names, from the style registry when it is installed.
-    _check_choice("retouch", request.retouch, _style_names("retouch"))
-    _check_choice("makeup", request.makeup, _style_names("makeup"))
-    for option, names, kind in (("backdrop", request.backdrops, "backdrop"), ("light", request.lights, "light"),
-                                ("crop", request.crops, "crop")):
-        if not names:
-            raise HeadshotError("invalid_option", None, f"no {option} given", option=option, value='""',
+    check("retouch", request.retouch, _style_names("retouch"))
+    check("makeup", request.makeup, _style_names("makeup"))
+    for option, values, kind in (("backdrop", request.backdrops, "backdrop"), ("light", request.lights, "light"),
+                                 ("crop", request.crops, "crop")):
+        if not values and not given_only:
+            raise HeadshotError("invalid_option", None, f"no {option} given", option=names.get(option, option), value='""',
                                 allowed=", ".join(_style_names(kind) or ("…",)))
-        for name in names:
+        for name in values:
             if kind == "backdrop":
-                _check_backdrop(name)
+                _check_backdrop(name, names.get(option, option))
             elif _style_names(kind) is not None:
-                _check_choice(option, name, _style_names(kind))
+                check(option, name, _style_names(kind))
 
     # 2. Output settings and numbers.
-    _check_choice("output_format", request.output_format, OUTPUT_FORMATS)
-    _check_choice("bit_depth", request.bit_depth, (0, 8, 16))
+    check("output_format", request.output_format, OUTPUT_FORMATS)
+    _check_choice(names.get("bit_depth", "bit_depth"), request.bit_depth, (0, 8, 16))
     _check_choice("language", request.language, ("", "en", "nl"))
-    if not isinstance(request.top, int) or request.top < 1:
-        raise HeadshotError("invalid_option", None, f"top={request.top!r}", option="top", value=request.top, allowed="1, 2, 3, …")
-    if not isinstance(request.jpeg_quality, int) or not 1 <= request.jpeg_quality <= 100:
-        raise HeadshotError("invalid_option", None, f"jpeg_quality={request.jpeg_quality!r}", option="jpeg_quality",
-                            value=request.jpeg_quality, allowed="1–100")
+    top, quality = request.top, request.jpeg_quality
+    if not (given_only and top == 0) and (not isinstance(top, int) or top < 1):
+        raise HeadshotError("invalid_option", None, f"top={top!r}", option=names.get("top", "top"), value=top,
+                            allowed="1, 2, 3, …")
+    if not (given_only and quality == 0) and (not isinstance(quality, int) or not 1 <= quality <= 100):
+        raise HeadshotError("invalid_option", None, f"jpeg_quality={quality!r}",
+                            option=names.get("jpeg_quality", "jpeg_quality"), value=quality, allowed="1–100")
 
 
 def check_frames(frames: list[str]) -> None:
@@ -154,7 +173,7 @@ def _check_choice(option: str, value, allowed) -> None:
                             allowed=", ".join(str(name) for name in allowed))
 
 
-def _check_backdrop(name: str) -> None:
+def _check_backdrop(name: str, option: str = "backdrop") -> None:
     """Accept a listed backdrop, a `color:#RRGGBB`, or an `image:PATH` whose file exists."""
     names = [listed for listed in (_style_names("backdrop") or ()) if listed not in ("color:#RRGGBB", "image:PATH")]
     if name in names or HEX_COLOR.match(name):
@@ -162,7 +181,7 @@ def _check_backdrop(name: str) -> None:
     if name.startswith("image:"):
         check_frame(name[len("image:"):])
         return
-    raise HeadshotError("invalid_option", None, f"backdrop={name!r}", option="backdrop", value=name,
+    raise HeadshotError("invalid_option", None, f"backdrop={name!r}", option=option, value=name,
                         allowed=", ".join([*names, "color:#RRGGBB", "image:PATH"]))
 
 

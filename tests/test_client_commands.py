@@ -168,7 +168,7 @@ def test_submit_invalid_option_exits_2(start_daemon, daemon_home, capsys):
 
     code, _out, err = run_cli(capsys, "submit", *frames, "--no-start", "--crop", "bogus")
     assert code == 2
-    assert "Invalid option crop: bogus" in err
+    assert "Invalid option --crop: bogus" in err
 
     code, _out, err = run_cli(capsys, "submit", *frames, "--no-start", "--top", "two")
     assert code == 2
@@ -181,6 +181,19 @@ def test_submit_stream_of_missing_file_exits_1(daemon_home, capsys):
 
     assert code == 1
     assert "absent.jpg was not found" in err
+
+
+def test_submit_names_a_wrong_option_before_looking_for_the_daemon(daemon_home, capsys):
+    frames = write_frames(daemon_home / "in", 1)
+
+    code, out, err = run_cli(capsys, "submit", *frames, "--no-start", "--json", "--format", "gif", "--backdrop", "white")
+
+    assert code == 2
+    assert "Invalid option --format: gif" in err
+    error = json_lines(out)[-1]["error"]
+    assert (error["code"], error["file"]) == ("invalid_option", "")
+    assert "daemon" not in err
+    assert read_discovery() is None
 
 
 def test_submit_no_start_without_daemon(daemon_home, capsys):
@@ -255,6 +268,15 @@ def test_status_without_daemon(daemon_home, capsys, monkeypatch, language, expec
     assert code == 1
     assert out == ""
     assert expected in err
+
+    code, out, err = run_cli(capsys, "status", "--json")
+    assert code == 1
+    values = json.loads(out)
+    assert values["running"] is False
+    # The same error keys as process --json and the submit event lines.
+    assert sorted(values["error"]) == ["code", "detail", "file", "message"]
+    assert values["error"]["code"] == "daemon_not_running"
+    assert expected in values["error"]["message"]
 
 
 def test_jobs_lists_state_origin_and_times(start_daemon, daemon_home, capsys):
