@@ -132,7 +132,7 @@ def render_backdrop(
 
 @dataclass(frozen=True)
 class LightWrapBasis:
-    """What the light wrap needs of a matte, the same for every backdrop; see `light_wrap_basis`."""
+    """The light wrap's measures of a matte, the same for every backdrop; see `light_wrap_basis`."""
 
     alpha: torch.Tensor  # (1, H, W), the matte within 0..1
     small_alpha: torch.Tensor  # (1, h, w), at most LIGHT_WRAP_LONG_SIDE

@@ -430,9 +430,10 @@ def _drop_backdrop_colours(
 
 
 def _cell_histograms(labels: np.ndarray, subject: np.ndarray, backdrop: np.ndarray, shrink: int) -> torch.Tensor:
-    """Return per grid cell of `shrink`² pixels the shares of sure subject and sure backdrop, then per colour cluster
-    its share on each side: (2 + 2·PALETTE_SIZE, ceil(h / shrink), ceil(w / shrink)), the cells at the far edges averaged
-    over the pixels they hold.
+    """Return, per grid cell of `shrink`² pixels, the shares of sure subject and sure backdrop, then each colour
+    cluster's share on either side: (2 + 2·PALETTE_SIZE, ceil(h / shrink), ceil(w / shrink)).
+
+    A cell at the far edge is averaged over the pixels inside the image.
     """
     height, width = labels.shape
     rows, columns = -(-height // shrink), -(-width // shrink)

@@ -3,8 +3,8 @@
 A job allocates and frees buffers of tens of megabytes, such as a region's colour planes, hundreds of times.
 By default glibc maps each of them fresh from the kernel and unmaps it on free, so every use pays for page
 faults and zeroed pages: on a 24-megapixel frame about a tenth of the job's time. Once a job has run, freed
-memory stays with the process for the next buffer and the next job; a long-running host such as the daemon
-hands the free part back when it has been idle a while.
+memory stays with the process for the next buffer and the next job. A long-running host such as the daemon
+hands the free part back after a while without jobs.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def reuse_freed_memory() -> bool:
 
 
 def release_free_memory() -> None:
-    """Hand the memory the process holds but no longer uses back to the system."""
+    """Give the memory that the process has freed but kept back to the system."""
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)

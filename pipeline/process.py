@@ -53,8 +53,8 @@ MAX_OUTPUT_LONG_SIDE = {"square": 2048, "portrait": 2560, "banner": 2560, "class
 DCT_REDUCTIONS = (8, 4, 2)  # the JPEG decoder's own scale factors, 1/8 to 1/2
 PLANNING_LONG_SIDE = 512  # the small copy whose matte finds the top of the hair for crop planning
 ENCODE_WORKERS = max(1, min(4, os.cpu_count() or 1))
-# A one-frame job decodes its frame in full while the frame is analysed, up to this many pixels; a larger frame
-# waits for crop planning, which may find that a reduced decode will do.
+# A one-frame job decodes its frame in full while the frame is analysed, up to this many pixels. A larger frame
+# waits for crop planning, since a reduced decode may do.
 EARLY_DECODE_MAX_PIXELS = 50_000_000
 EIGHT_BIT_FORMATS = ("jpeg", "webp", "heic")
 _SUFFIX_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff", ".webp": "webp", ".heic": "heic", ".heif": "heic"}

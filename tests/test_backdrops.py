@@ -202,7 +202,7 @@ def test_composite_with_a_shared_basis_equals_composite_alone(backdrop_name):
     assert float((alone - image).abs().amax()) > 0.1  # the backdrop did change
 
 
-def test_plain_colour_backdrop_is_a_view_and_composites_like_a_filled_one():
+def test_plain_colour_backdrop_composites_like_a_filled_one():
     image, matte = _disc_scene(1200)
     matte = torch.from_numpy(cv2.GaussianBlur(matte[0].numpy(), (0, 0), 3))[None]
     view = render_backdrop(parse_backdrop("color:#1F4E79"), image, matte, faces=[])
