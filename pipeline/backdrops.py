@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .errors import HeadshotError
 from .faces import Face
 from .i18n import N_
-from .matte import _resize, band_rectangles, box_mean, grown_mask, sample_smooth
+from .matte import _resize, band_rectangles, box_mean, box_pixels, grown_mask, sample_smooth_at
 
 BACKDROPS: dict[str, str] = {
     "original": N_("Original background"),
@@ -198,19 +198,20 @@ def composite(
     if light_wrap <= 0:
         return result
 
-    # 3. Blend the spill into the subject's edge.
-    whole = basis.boxes == [(0, height, 0, width)] and tuple(basis.small_alpha.shape[-2:]) == (height, width)
+    # 3. Blend the spill into the subject's edge: the pixels of the edge boxes that hold some matte.
+    rows, columns = box_pixels(basis.boxes, device=alpha.device)
+    edge_alpha = alpha[0, rows, columns]
+    some = edge_alpha > 0
+    rows, columns, edge_alpha = rows[some], columns[some], edge_alpha[some]
     wrap_layers = torch.cat([basis.surround, spill])
-    for top, bottom, left, right in basis.boxes:
-        box_alpha = alpha[0, top:bottom, left:right]
-        if not bool((box_alpha > 0).any()):
-            continue
-        sampled = wrap_layers if whole else sample_smooth(wrap_layers, (top, bottom, left, right), (height, width))
-        reach, spill_at = sampled[0], sampled[1:]
-        amount = (light_wrap * box_alpha * reach).clamp_(0, 1)
-        amount = amount * ((box_alpha > 0) & (reach > 1e-3))
-        current = result[:, top:bottom, left:right]
-        current.add_(amount * (spill_at - current))
+    if tuple(wrap_layers.shape[-2:]) == (height, width):
+        sampled = wrap_layers[:, rows, columns]
+    else:
+        sampled = sample_smooth_at(wrap_layers, rows, columns, (height, width))
+    reach, spill_at = sampled[0], sampled[1:]
+    amount = (light_wrap * edge_alpha * reach).clamp_(0, 1) * (reach > 1e-3)
+    current = result[:, rows, columns]
+    result[:, rows, columns] = current + amount * (spill_at - current)
     return result
 
 

@@ -190,6 +190,25 @@ def test_edge_boxes_are_disjoint_and_cover_the_band():
         assert bool((coverage[enlarged] == 1).all()), full_size
 
 
+def test_box_pixels_cover_boxes_once_and_sample_like_interpolate():
+    from pipeline.matte import box_pixels, sample_smooth_at
+
+    boxes = [(0, 3, 5, 9), (3, 10, 0, 2), (12, 13, 40, 47)]
+    rows, columns = box_pixels(boxes)
+
+    marked = torch.zeros((20, 50), dtype=torch.int32)
+    marked.index_put_((rows, columns), torch.ones_like(rows, dtype=torch.int32), accumulate=True)
+    expected = torch.zeros_like(marked)
+    for top, bottom, left, right in boxes:
+        expected[top:bottom, left:right] = 1
+    assert torch.equal(marked, expected)
+    assert box_pixels([])[0].numel() == 0
+
+    small = torch.rand((2, 7, 11), generator=torch.Generator().manual_seed(5))
+    enlarged = torch.nn.functional.interpolate(small[None], size=(20, 50), mode="bilinear", align_corners=False)[0]
+    assert torch.allclose(sample_smooth_at(small, rows, columns, (20, 50)), enlarged[:, rows, columns], atol=1e-6)
+
+
 def test_light_wrap_has_no_row_stripes_on_large_frame():
     """A straight edge on a frame past the working size gets the same wrap on every row (no comb)."""
     from pipeline.backdrops import composite
