@@ -216,6 +216,25 @@ def test_interrupt_stops_running_job_quickly(start_daemon, daemon_home):
     client.interrupt(behind.job_id)
 
 
+def test_idle_worker_hands_freed_memory_back_once(start_daemon, daemon_home, monkeypatch):
+    import daemon.worker as worker_module
+    import pipeline.memory
+
+    released = []
+    monkeypatch.setattr(worker_module, "IDLE_RELEASE_S", 0.2)
+    monkeypatch.setattr(pipeline.memory, "release_free_memory", lambda: released.append(time.monotonic()))
+    daemon, client = start_daemon()
+    time.sleep(1.5)
+    assert released == []  # nothing is held before the first job
+
+    handle = client.submit(JobRequest(frames=write_frames(daemon_home / "in", 1), **ONE_VARIANT))
+    client.wait(handle.job_id, timeout=30)
+    wait_until(lambda: released, timeout=5)
+    time.sleep(1.5)
+
+    assert len(released) == 1
+
+
 def test_full_queue_answers_resource_exhausted(start_daemon, daemon_home):
     daemon, client = start_daemon(runner=SlowRunner(seconds_per_frame=3.0, pieces=60), max_queue=2)
     frames = write_frames(daemon_home / "in", 1)

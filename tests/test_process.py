@@ -206,6 +206,29 @@ def test_stop_request_cancels_between_variants(tmp_path, astronaut_png):
     assert all(path.is_file() for path in written)
 
 
+def test_stop_during_retouch_ends_job_and_its_helper_thread(tmp_path, astronaut_png):
+    # The matte is made in a helper thread while the retouch runs; a stop then ends both, and nothing is written.
+    require_parts()
+    import threading
+
+    from pipeline.jobs import EventKind, JobCanceled, Stage
+    from pipeline.process import run_job
+
+    started = []
+
+    def on_event(event):
+        if event.kind == EventKind.stage_started:
+            started.append(event.stage)
+
+    request = JobRequest(frames=[str(astronaut_png)], backdrops=["white"], lights=["natural"], crops=["square"])
+    with pytest.raises(JobCanceled):
+        run_job(request, tmp_path / "out", on_event=on_event, should_stop=lambda: Stage.retouching in started)
+
+    assert Stage.matting in started
+    assert not (tmp_path / "out").exists()
+    assert not [thread.name for thread in threading.enumerate() if thread.name.startswith(("helper-", "encode-"))]
+
+
 @pytest.mark.parametrize(
     ("field", "value", "allowed_example"),
     [

@@ -116,6 +116,7 @@ class InProcessProcessor:
 
     def process(self, frames: list[Path], out_dir: Path, request_options: dict) -> None:
         from pipeline.jobs import JobCanceled
+        from pipeline.memory import release_free_memory
         from pipeline.process import run_job
         from pipeline.request import JobRequest
 
@@ -130,6 +131,9 @@ class InProcessProcessor:
             # As in the daemon's worker: a pipeline bug fails the entry with a reason, because a retry meets it again.
             log.exception("hot folder: the pipeline raised an unexpected error on %s", frames[0])
             raise HeadshotError("internal_error", str(frames[0]), repr(error), log=self._log_path) from error
+        finally:
+            # The next session may be hours away; the memory the job kept for reuse goes back now.
+            release_free_memory()
 
 
 # Daemon error codes and gRPC statuses after which the same job may succeed later.
