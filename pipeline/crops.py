@@ -64,6 +64,8 @@ FRAMINGS: dict[str, _Framing] = {
     # US Department of State: head 50–69 % of the height, eyes 56–69 % of the height from the bottom.
     "us-passport": _Framing(1.0, (0.55, 0.64), (0.32, 0.43), (0.08, 0.13), True, 0.5, 0.02, output=(600, 600)),
 }
+# The print resolution of the crops with a print size (pixels per inch): 35×45 mm at 600 dpi, 2×2 in at 300 dpi.
+PRINT_DPI = {"passport": 600, "us-passport": 300}
 HEAD_STEPS = 25  # framings tried between the loose and the tight end
 # Before a social crop reaches past the frame, the head may fill up to this many times its tightest share.
 CLOSER_LIMIT = 1.25

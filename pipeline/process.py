@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .crops import PRINT_DPI
 from .device import to_pixels
 from .errors import HeadshotError, register_messages
 from . import faces as faces_module
@@ -507,7 +508,7 @@ class _Job:
         self._stage_started(Stage.writing, context.frame)
         future = pool.submit(
             _encode_variant, path, pixels, alpha, info, output_format, bit_depth,
-            context.photo.icc_profile, tuple(self.request.frames), self.request.jpeg_quality,
+            context.photo.icc_profile, tuple(self.request.frames), self.request.jpeg_quality, PRINT_DPI.get(variant.crop),
         )
 
         # 3. Record the recipe and the thumbnail's label while the pool works.
@@ -565,6 +566,7 @@ class _Job:
             "output": {
                 "format": output_format,
                 "bit_depth": bit_depth,
+                "dpi": PRINT_DPI.get(variant.crop),
                 "jpeg_quality": self.request.jpeg_quality if output_format == "jpeg" else None,
                 "icc_profile": icc_description(context.photo.icc_profile),
             },
@@ -863,7 +865,9 @@ _VARIANT_NOTES = {
     "black_bars": N_("The photo has black bars; the crop was planned inside them."),
     "extended_past_edge": N_("The crop reaches past the edge of the photo; the picture was continued there."),
     "head_levelled": N_("The head was levelled by {degrees}°."),
+    "enlarged": N_("The crop was enlarged {factor}× from the photo's own pixels, so it may look soft, above all in print."),
 }
+ENLARGED_NOTE_FACTOR = 1.5  # output pixels per frame pixel from which a variant says it was enlarged
 
 
 def variant_notes(recipe: dict, language: str | None = None) -> list[dict]:
@@ -877,6 +881,9 @@ def variant_notes(recipe: dict, language: str | None = None) -> list[dict]:
         notes.append(("extended_past_edge", {}))
     if abs(float(crop.get("angle_degrees", 0.0))) >= LEVELLING_NOTE_DEGREES:
         notes.append(("head_levelled", {"degrees": format_decimal(abs(float(crop["angle_degrees"])), 1, language)}))
+    enlargement = float(crop.get("output_width", 0)) / max(float(crop.get("width", 0)), 1e-6)
+    if crop.get("width") and enlargement >= ENLARGED_NOTE_FACTOR:
+        notes.append(("enlarged", {"factor": format_decimal(enlargement, 1, language)}))
     return [{"code": code, "message": _(_VARIANT_NOTES[code]).format(**params)} for code, params in notes]
 
 
@@ -1043,7 +1050,7 @@ def _replace(plan, **changes):
     return replace(plan, **changes)
 
 
-def _encode_variant(path, pixels, alpha, info, output_format, bit_depth, icc_profile, inputs, jpeg_quality):
+def _encode_variant(path, pixels, alpha, info, output_format, bit_depth, icc_profile, inputs, jpeg_quality, dpi=None):
     """Write a variant atomically and make its thumbnail; runs in the encoder pool."""
     from .contact_sheet import make_thumbnail
     from .photo_io import write_photo
@@ -1058,6 +1065,7 @@ def _encode_variant(path, pixels, alpha, info, output_format, bit_depth, icc_pro
         icc_profile=icc_profile,
         inputs=inputs,
         jpeg_quality=jpeg_quality,
+        dpi=dpi,
     )
     return Path(written), make_thumbnail(pixels, icc_profile)
 

@@ -1135,3 +1135,21 @@ def test_grey_source_that_gained_colour_is_written_rgb(tmp_path, portrait):
     with Image.open(written) as image:
         assert image.mode == "RGB"
         assert profile_color_space(image.info["icc_profile"]) == "RGB"
+
+
+@pytest.mark.parametrize(("suffix", "bit_depth"), [(".jpg", 8), (".png", 8), (".png", 16), (".tif", 16)])
+def test_write_photo_sets_print_resolution(tmp_path, suffix, bit_depth):
+    # A source without EXIF: the print resolution still reaches the file's own field and a new EXIF block.
+    pixels = np.full((60, 40, 3), 128 * (257 if bit_depth == 16 else 1), np.uint16 if bit_depth == 16 else np.uint8)
+    path = write_photo(tmp_path / f"print{suffix}", pixels, bit_depth=bit_depth, dpi=600)
+
+    if suffix == ".tif":
+        with tifffile.TiffFile(path) as tiff:
+            tags = tiff.pages[0].tags
+            assert tags["XResolution"].value == (600, 1) or tags["XResolution"].value[0] / tags["XResolution"].value[1] == 600
+            assert tags["ResolutionUnit"].value == 2
+        return
+    with Image.open(path) as image:
+        assert image.info["dpi"] == pytest.approx((600, 600), abs=0.01)
+        resolution = image.getexif()
+        assert float(resolution[0x011A]) == 600 and resolution[0x0128] == 2

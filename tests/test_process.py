@@ -145,6 +145,14 @@ def test_passport_is_white_unretouched_827x1063(astronaut_job):
     top_corners = np.concatenate([rgb[:40, :40].reshape(-1, 3), rgb[:40, -40:].reshape(-1, 3)])
     assert top_corners.mean() > 240
 
+    # It prints at 35×45 mm: 600 pixels per inch in the file; the square keeps the source's resolution.
+    with Image.open(astronaut_job["output_dir"] / passport["file"]) as image:
+        assert image.info["dpi"] == pytest.approx((600, 600), abs=0.01)
+        assert 827 / image.info["dpi"][0] * 25.4 == pytest.approx(35.0, abs=0.1)
+    assert passport["recipe"]["output"]["dpi"] == 600
+    square = next(variant for variant in report["variants"] if variant["recipe"]["crop"]["name"] == "square")
+    assert square["recipe"]["output"]["dpi"] is None
+
 
 def test_retouch_only_variant_is_pixel_aligned(astronaut_job, astronaut_rgb):
     path = astronaut_job["output_dir"] / "astronaut_original_original_original.png"
@@ -493,8 +501,13 @@ def test_variant_notes_translated():
     assert dutch[2]["message"] == "Het hoofd is 1,2° rechtgezet."
     assert all(note["message"] != english_note["message"] for note, english_note in zip(dutch, variant_notes(recipe, "en")))
 
-    level = {"crop": {"name": "square", "angle_degrees": 0.3, "reaches_past_edge": False}}
+    level = {"crop": {"name": "square", "angle_degrees": 0.3, "reaches_past_edge": False, "width": 700.0, "output_width": 1040}}
     assert variant_notes(level, "en") == []
+
+    enlarged = {"crop": {"name": "passport", "angle_degrees": 0.0, "width": 392.4, "output_width": 827}}
+    assert [note["code"] for note in variant_notes(enlarged, "en")] == ["enlarged"]
+    assert "enlarged 2.1×" in variant_notes(enlarged, "en")[0]["message"]
+    assert "2,1× vergroot" in variant_notes(enlarged, "nl")[0]["message"]
 
 
 def test_black_and_white_frame_stays_black_and_white(tmp_path, astronaut_rgb):

@@ -10,7 +10,7 @@ import struct
 from xml.dom import minidom
 from xml.parsers.expat import ExpatError
 
-from PIL import Image
+from PIL import Image, TiffImagePlugin
 
 log = logging.getLogger(__name__)
 
@@ -114,16 +114,23 @@ def _xmp_orientation(xmp: bytes | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _output_exif(exif: bytes | None, shape: tuple[int, ...]) -> bytes | None:
-    """Return the EXIF block with Orientation 1, the new pixel size, Software, and no thumbnail of the original."""
+def _output_exif(exif: bytes | None, shape: tuple[int, ...], dpi: float | None = None) -> bytes | None:
+    """Return the EXIF block with Orientation 1, the new pixel size, Software, and no thumbnail of the original.
+
+    With `dpi`, the print resolution is set to it (pixels per inch), in a new block where the source had none.
+    """
     exif = _normalized_exif(exif)
-    if not exif:
+    if not exif and dpi is None:
         return None
     parsed = Image.Exif()
     try:
-        parsed.load(exif)
+        if exif:
+            parsed.load(exif)
         parsed[_ORIENTATION_TAG] = 1
         parsed[0x0131] = CREATOR_TOOL
+        if dpi is not None:
+            parsed[0x011A] = parsed[0x011B] = TiffImagePlugin.IFDRational(round(float(dpi) * 100), 100)
+            parsed[0x0128] = 2  # inches
         if _EXIF_IFD in parsed:
             exif_ifd = parsed.get_ifd(_EXIF_IFD)
             if 0xA002 in exif_ifd or 0xA003 in exif_ifd:

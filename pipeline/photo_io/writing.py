@@ -54,6 +54,7 @@ def write_photo(
     digital_source_type: str = "algorithmicallyEnhanced",
     inputs: Iterable[str | os.PathLike | PhotoInfo] = (),
     jpeg_quality: int = 95,
+    dpi: float | None = None,
 ) -> Path:
     """Write RGB pixels (and alpha) atomically in the source's format, bit depth, profile and metadata.
 
@@ -64,7 +65,8 @@ def write_photo(
     the pixels are upright, and the XMP packet records the IPTC digital source
     type and Headshot Studio as creator tool. A CMYK JPEG source written as
     JPEG ("same" or named) is converted back to CMYK with its own profile. JPEG has no alpha, so
-    an alpha matte is composited over white there.
+    an alpha matte is composited over white there. `dpi` sets the print resolution (pixels per inch) in
+    the EXIF block and the format's own field; None keeps the source's.
 
     Raises HeadshotError: invalid_option, would_overwrite_input, write_failed.
     """
@@ -96,7 +98,7 @@ def write_photo(
         exif = like.exif
     if xmp is None and like is not None:
         xmp = like.xmp
-    exif_block = _output_exif(exif, pixels.shape)
+    exif_block = _output_exif(exif, pixels.shape, dpi)
     packet = merge_xmp(xmp, digital_source_type)
     metadata = _Metadata(icc_profile=profile, exif=exif_block, xmp=packet)
 
@@ -326,7 +328,8 @@ def _png_encoder(pixels, alpha, metadata: _Metadata):
         if not ok:
             raise ValueError("OpenCV could not encode the 16-bit PNG")
         exif_tiff = metadata.exif[len(_EXIF_HEADER) :] if metadata.exif else None
-        handle.write(_png_with_metadata(encoded.tobytes(), metadata.icc_profile, exif_tiff, metadata.xmp))
+        handle.write(_png_with_metadata(encoded.tobytes(), metadata.icc_profile, exif_tiff, metadata.xmp,
+                                        _exif_dpi(metadata.exif)))
 
     return encode
 
@@ -335,8 +338,10 @@ def _png_chunk(chunk_type: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + chunk_type + data + struct.pack(">I", zlib.crc32(chunk_type + data))
 
 
-def _png_with_metadata(png: bytes, icc_profile: bytes | None, exif_tiff: bytes | None, xmp: bytes | None) -> bytes:
-    """Insert iCCP, eXIf and an XMP iTXt chunk after IHDR, replacing any colour or metadata chunks of the encoder."""
+def _png_with_metadata(
+    png: bytes, icc_profile: bytes | None, exif_tiff: bytes | None, xmp: bytes | None, dpi: tuple[float, float] | None = None
+) -> bytes:
+    """Insert iCCP, eXIf, pHYs and an XMP iTXt chunk after IHDR, replacing any colour or metadata chunks of the encoder."""
     if not png.startswith(_PNG_SIGNATURE) or png[12:16] != b"IHDR":
         raise ValueError("the encoder did not produce a PNG stream")
     ihdr_end = len(_PNG_SIGNATURE) + 8 + 13 + 4
@@ -347,9 +352,12 @@ def _png_with_metadata(png: bytes, icc_profile: bytes | None, exif_tiff: bytes |
         added.append(_png_chunk(b"eXIf", exif_tiff))
     if xmp:
         added.append(_png_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + xmp))
+    if dpi:
+        per_metre = [round(value / 0.0254) for value in dpi]
+        added.append(_png_chunk(b"pHYs", struct.pack(">IIB", per_metre[0], per_metre[1], 1)))
 
     # Keep the encoder's other chunks, except an sRGB or gAMA chunk that would contradict the profile.
-    replaced = {b"iCCP", b"sRGB", b"gAMA", b"cHRM", b"eXIf", b"iTXt"} if icc_profile else {b"eXIf", b"iTXt"}
+    replaced = {b"iCCP", b"sRGB", b"gAMA", b"cHRM", b"eXIf", b"iTXt", b"pHYs"} if icc_profile else {b"eXIf", b"iTXt", b"pHYs"}
     kept = []
     position = ihdr_end
     while position < len(png):
