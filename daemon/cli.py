@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 
@@ -40,24 +41,42 @@ class _Parser(argparse.ArgumentParser):
     Subcommand parsers are made of the same class, so every command's option errors read alike.
     """
 
+    # Whether the command line asked for --json, so a usage error is also given as JSON on stdout.
+    json_requested = False
+
     def error(self, message: str):
         from pipeline.errors import with_code
 
+        if _Parser.json_requested:
+            error = {"code": "usage_error", "file": None, "message": message, "detail": ""}
+            print(json.dumps({"error": error}, ensure_ascii=False), flush=True)
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: {with_code('usage_error', message)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="headshot", description=_("Headshot Studio: professional headshots from your own photos, on your own computer."))
+    parser.add_argument("--version", action="version", version=f"Headshot Studio {_installed_version()}",
+                        help=_("print the version and exit"))
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
     return parser
 
 
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("headshot-studio")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
     translate_argparse()
     parser = build_parser()
+    _Parser.json_requested = "--json" in (sys.argv[1:] if argv is None else argv)
     arguments = parser.parse_args(argv)
     if not getattr(arguments, "handler", None):
         parser.print_help()

@@ -10,10 +10,11 @@ import argparse
 import json
 import os
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
-from pipeline.errors import HeadshotError, register_messages, with_code
+from pipeline.errors import MESSAGES as ERROR_MESSAGES, HeadshotError, register_messages, with_code
 from pipeline.i18n import N_, _, current_language
 
 EXIT_FAILED = 1
@@ -22,7 +23,10 @@ EXIT_INTERRUPTED = 130
 
 register_messages({
     "job_watch_ended": N_("The daemon stopped sending the progress of job {job} before the job ended. See where it stands with: headshot jobs"),
+    "daemon_did_not_stop": N_("The daemon (process {pid}) has not stopped after {seconds} seconds. Look in {log} for what it is doing, or end the process yourself."),
 })
+# How long `headshot stop` waits for the daemon's process to end; a running job first goes back to the queue.
+STOP_WAIT_S = 30
 
 # Stage names as the pipeline sends them (pipeline.jobs.Stage), as a photographer reads them.
 STAGE_WORDS = {
@@ -38,7 +42,7 @@ STAGE_WORDS = {
 
 
 def register(subparsers) -> None:
-    """Add `submit`, `status`, `jobs`, `cancel`, `interrupt` and `doctor`."""
+    """Add `submit`, `status`, `jobs`, `cancel`, `interrupt`, `stop` and `doctor`."""
 
     # 1. submit
     submit = subparsers.add_parser(
@@ -80,6 +84,11 @@ def register(subparsers) -> None:
     interrupt.add_argument("--json", action="store_true", help=_("print the outcome as JSON"))
     interrupt.set_defaults(handler=run_interrupt)
 
+    stop = subparsers.add_parser("stop", help=_("Stop the daemon; a running job goes back to the queue."),
+                                 description=_("Stop the running daemon and wait until it has ended. A job it was running goes back to the queue and starts again when the daemon does."))
+    stop.add_argument("--json", action="store_true", help=_("print the outcome as JSON"))
+    stop.set_defaults(handler=run_stop)
+
     # 4. doctor
     doctor = subparsers.add_parser("doctor", help=_("Check the daemon, models, device, GIMP, hot folders and disk space."),
                                    description=_("Check everything Headshot Studio needs and say what to do about each problem."))
@@ -118,9 +127,9 @@ def style_request(arguments: argparse.Namespace, frames: list[str], origin: str 
         request.top = parse_integer("top", arguments.top)
     if arguments.bit_depth is not None:
         request.bit_depth = parse_integer("bit-depth", arguments.bit_depth)
-    request.retouch = arguments.retouch or ""
-    request.makeup = arguments.makeup or ""
-    request.output_format = arguments.format or ""
+    request.retouch = (arguments.retouch or "").lower()
+    request.makeup = (arguments.makeup or "").lower()
+    request.output_format = (arguments.format or "").lower()
     for option, field_name in (("backdrop", "backdrops"), ("light", "lights"), ("crop", "crops")):
         value = getattr(arguments, option)
         if value is not None:
@@ -237,12 +246,15 @@ def _follow(client, arguments: argparse.Namespace, job_id: str, out_dir: str) ->
     # 1. The events, as a progress bar or JSON lines.
     bar = _ProgressBar(sys.stderr, job_id) if not arguments.json and sys.stderr.isatty() else None
     final = None
+    skipped = []  # why frames that could not be read were left out, as `headshot process` reports them
     try:
         for event in client.watch(job_id):
             kind = event_kind(event)
             if kind in ("completed", "failed", "canceled"):
                 final = event
                 break
+            if kind == "frame_scored":
+                skipped += [reason.message for reason in event.frame_scored.reasons if reason.code in ERROR_MESSAGES]
             if arguments.json:
                 _print_json_line(event_to_dict(event))
             elif bar is not None:
@@ -260,9 +272,10 @@ def _follow(client, arguments: argparse.Namespace, job_id: str, out_dir: str) ->
     # 2. A job that failed or was canceled.
     kind = event_kind(final)
     if kind == "failed":
+        failed = final.failed
         if arguments.json:
-            _print_json_line(event_to_dict(final))
-        print(final.failed.message, file=sys.stderr)
+            _print_json_line({**event_to_dict(final), "error": _error_dict(failed.code, failed.message, failed.detail, "")})
+        print(with_code(failed.code, failed.message) if failed.code else failed.message, file=sys.stderr)
         return EXIT_FAILED
     if kind == "canceled":
         if arguments.json:
@@ -279,6 +292,8 @@ def _follow(client, arguments: argparse.Namespace, job_id: str, out_dir: str) ->
     if arguments.json:
         _print_json_line({**event_to_dict(final), "output_dir": str(folder), "files": [str(path) for path in files]})
     else:
+        for message in skipped:
+            print(_("Skipped: {message}").format(message=message))
         print(_("{count} files written to {folder}.").format(count=len(files), folder=folder))
     return 0
 
@@ -362,8 +377,8 @@ def _report_failure(arguments, code: str, message: str, detail: str, file: str, 
 
 
 def _error_dict(code: str, message: str, detail: str, file: str) -> dict:
-    """Return an error as every --json output shows it, with the keys of `HeadshotError.to_dict`."""
-    return {"code": code, "file": file, "message": message, "detail": detail}
+    """Return an error as every --json output shows it, with the keys of `HeadshotError.to_dict` (no file: null)."""
+    return {"code": code, "file": file or None, "message": message, "detail": detail}
 
 
 def _print_json_line(values: dict) -> None:
@@ -564,6 +579,37 @@ def _change_job(arguments: argparse.Namespace, call: str, done_message: str) -> 
         _print_json_line({"job_id": arguments.job, "done": call, "message": done_message.format(job=arguments.job)})
     else:
         print(done_message.format(job=arguments.job))
+    return 0
+
+
+def run_stop(arguments: argparse.Namespace) -> int:
+    """Ask the running daemon to stop, as Ctrl-C or the tray's Quit would, and wait for its process to end."""
+    import signal
+
+    from .client import DaemonError, process_exists
+
+    # 1. The process of the daemon reached here, not merely the one a discovery file names.
+    try:
+        with connect(start=False) as client:
+            info = client.info()
+    except DaemonError as error:
+        return _report_failure(arguments, error.code, error.message, error.detail, error.file, EXIT_FAILED)
+
+    # 2. SIGTERM, which the daemon handles like Ctrl-C (on Windows this ends the process at once; the queue is
+    #    kept on disk either way), then wait.
+    os.kill(info.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_WAIT_S
+    while process_exists(info.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if process_exists(info.pid):
+        error = HeadshotError("daemon_did_not_stop", None, f"pid {info.pid} alive after SIGTERM", pid=info.pid,
+                              seconds=STOP_WAIT_S, log=info.log_path)
+        return _report_failure(arguments, error.code, error.user_message(), error.detail, "", EXIT_FAILED)
+    message = _("The daemon (process {pid}) has stopped.").format(pid=info.pid)
+    if arguments.json:
+        _print_json_line({"stopped": True, "pid": info.pid, "message": message})
+    else:
+        print(message)
     return 0
 
 

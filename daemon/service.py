@@ -65,7 +65,7 @@ class HeadshotService(pb_grpc.HeadshotServiceServicer):
             values = request_fields(request)
             job_request = validation.normalized_request(values, self.config.default_styles)
             validation.check_frames(job_request.frames)
-            validation.check_output_dir(request.output_dir)
+            validation.check_output_dir(request.output_dir, language)
             if self.pipeline_check is not None:
                 self.pipeline_check(job_request)
             return self._enqueue(new_job_id(), job_request, request.output_dir, uploaded=False)
@@ -81,7 +81,7 @@ class HeadshotService(pb_grpc.HeadshotServiceServicer):
             header = self._upload_header(request_iterator)
             language = language_from(context.invocation_metadata(), header.request.language)
             job_request = validation.normalized_request(request_fields(header.request), self.config.default_styles)
-            validation.check_output_dir(header.request.output_dir)
+            validation.check_output_dir(header.request.output_dir, language)
             names = _frame_file_names(header.frames)
             for frame, name in zip(header.frames, names):
                 self._check_frame_header(frame, name)

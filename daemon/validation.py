@@ -78,22 +78,40 @@ def check_options(request: JobRequest, option_names: dict[str, str] | None = Non
     top, quality = request.top, request.jpeg_quality
     if not (given_only and top == 0) and (not isinstance(top, int) or top < 1):
         raise HeadshotError("invalid_option", None, f"top={top!r}", option=names.get("top", "top"), value=top,
-                            allowed="1, 2, 3, …")
+                            allowed="≥ 1")
     if not (given_only and quality == 0) and (not isinstance(quality, int) or not 1 <= quality <= 100):
         raise HeadshotError("invalid_option", None, f"jpeg_quality={quality!r}",
                             option=names.get("jpeg_quality", "jpeg_quality"), value=quality, allowed="1–100")
 
 
 def check_frames(frames: list[str]) -> None:
-    """Raise for a frame that is missing, not a regular file, unreadable or not a usable image."""
+    """Raise for a frame that is missing or not a regular file, and when no frame is a usable image.
+
+    As with `headshot process`, a frame that is there but cannot be read (empty, damaged, not a photo) does not
+    stop the others: the job reports it as skipped.
+    """
     if not frames:
         raise HeadshotError("no_frames", None, "the request lists no frames")
+    unusable = []
     for frame in frames:
-        check_frame(frame)
+        check_frame_path(frame)
+        try:
+            _photo_probe()(frame)
+        except HeadshotError as error:
+            unusable.append(error)
+    if len(unusable) == len(frames):
+        raise unusable[0]
 
 
 def check_frame(frame: str) -> None:
-    # 1. The path itself: absolute, present, a regular file. The daemon's working folder means nothing to a client.
+    """Raise for a frame that is missing, not a regular file, unreadable or not a usable image."""
+    check_frame_path(frame)
+    _photo_probe()(frame)
+
+
+def check_frame_path(frame: str) -> None:
+    """Raise for a frame path that is not absolute, missing or not a regular file."""
+    # The daemon's working folder means nothing to a client, so paths are absolute.
     if not os.path.isabs(frame):
         raise HeadshotError("path_not_absolute", frame, "frame paths must be absolute")
     try:
@@ -105,19 +123,16 @@ def check_frame(frame: str) -> None:
     if not stat.S_ISREG(mode):
         raise HeadshotError("not_a_file", frame, "frame is not a regular file")
 
-    # 2. Its header: a known format, a sane size.
-    probe = _photo_probe()
-    probe(frame)
 
-
-def check_output_dir(output_dir: str) -> None:
+def check_output_dir(output_dir: str, language: str | None = None) -> None:
+    """Raise for an output folder that is not absolute or is a file; the reason is worded in `language`."""
     if not output_dir:
         return
     if not os.path.isabs(output_dir):
         raise HeadshotError("path_not_absolute", output_dir, "output_dir must be absolute")
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise HeadshotError("write_failed", output_dir, "output_dir exists and is not a folder",
-                            reason=gettext_for()(N_("it is a file, not a folder")))
+                            reason=gettext_for(language)(N_("it is a file, not a folder")))
 
 
 def _photo_probe():

@@ -134,7 +134,7 @@ def validate_request(request: JobRequest) -> None:
     _check_choice("--format", request.output_format, OUTPUT_FORMATS)
     _check_choice("--bit-depth", str(request.bit_depth), ("8", "16") if request.bit_depth else ("0", "8", "16"))
     if not isinstance(request.top, int) or request.top < 1:
-        raise HeadshotError("invalid_option", None, f"top={request.top!r}", option="--top", value=request.top, allowed="1, 2, 3, …")
+        raise HeadshotError("invalid_option", None, f"top={request.top!r}", option="--top", value=request.top, allowed="≥ 1")
     if not isinstance(request.jpeg_quality, int) or not 1 <= request.jpeg_quality <= 100:
         raise HeadshotError(
             "invalid_option", None, f"jpeg_quality={request.jpeg_quality!r}", option="--jpeg-quality", value=request.jpeg_quality, allowed="1–100"

@@ -141,6 +141,31 @@ def test_submit_real_pipeline_on_astronaut(start_daemon, daemon_home, capsys, as
     assert json.loads((out_dir / "report.json").read_text())
 
 
+def test_submit_skips_an_unreadable_frame_as_process_does(start_daemon, daemon_home, capsys, astronaut_rgb):
+    from daemon.worker import pipeline_runner
+
+    start_daemon(runner=pipeline_runner)
+    frame = daemon_home / "in" / "astronaut.jpg"
+    frame.parent.mkdir()
+    cv2.imwrite(str(frame), cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    empty = daemon_home / "in" / "empty.jpg"
+    empty.write_bytes(b"")
+
+    code, out, err = run_cli(capsys, "submit", str(frame), str(empty), "--out", str(daemon_home / "out"), "--no-start",
+                             "--backdrop", "white", "--crop", "square")
+
+    assert code == 0, err
+    assert "Skipped: " in out
+    assert "empty.jpg" in out
+    assert (daemon_home / "out" / "astronaut_white_natural_square.jpg").is_file()
+
+    # With nothing readable the job is refused up front, naming the first file.
+    code, out, err = run_cli(capsys, "submit", str(empty), "--no-start")
+    assert code == 1
+    assert "Error file_empty: " in err
+    assert "empty.jpg" in err
+
+
 def failing_runner(request, out_dir, on_event=None, should_stop=None):
     raise HeadshotError("file_truncated", request.frames[0], "the test runner says so")
 
@@ -160,6 +185,13 @@ def test_submit_failed_job_exits_1_with_translated_message(start_daemon, daemon_
     assert code == 1
     assert expected in err
     assert "frame00.jpg" in err
+    assert err.strip().splitlines()[-1].startswith({"en": "Error file_truncated: ", "nl": "Fout file_truncated: "}[language])
+
+    code, out, err = run_cli(capsys, "submit", *frames, "--no-start", "--json", "--out", str(daemon_home / "out"))
+    final = json_lines(out)[-1]
+    assert final["event"] == "failed"
+    assert final["error"]["code"] == "file_truncated"
+    assert expected in final["error"]["message"]
 
 
 def test_submit_invalid_option_exits_2(start_daemon, daemon_home, capsys):
@@ -183,7 +215,7 @@ def test_submit_stream_of_missing_file_exits_1(daemon_home, capsys):
     assert "absent.jpg was not found" in err
 
 
-def test_submit_names_a_wrong_option_before_looking_for_the_daemon(daemon_home, capsys):
+def test_submit_wrong_option_reported_before_daemon_lookup(daemon_home, capsys):
     frames = write_frames(daemon_home / "in", 1)
 
     code, out, err = run_cli(capsys, "submit", *frames, "--no-start", "--json", "--format", "gif", "--backdrop", "white")
@@ -191,7 +223,7 @@ def test_submit_names_a_wrong_option_before_looking_for_the_daemon(daemon_home, 
     assert code == 2
     assert "Invalid option --format: gif" in err
     error = json_lines(out)[-1]["error"]
-    assert (error["code"], error["file"]) == ("invalid_option", "")
+    assert (error["code"], error["file"]) == ("invalid_option", None)
     assert "daemon" not in err
     assert read_discovery() is None
 
@@ -234,6 +266,42 @@ def test_ctrl_c_stops_watching_not_the_job(daemon_home):
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
+
+
+def test_stop_ends_the_daemon_and_puts_its_running_job_back(daemon_home, capsys, monkeypatch):
+    monkeypatch.setenv("HEADSHOT_HOME", str(daemon_home))
+    daemon = start_daemon_process(daemon_home, seconds_per_frame=20.0)
+    reaper = threading.Thread(target=daemon.wait, daemon=True)  # so the ended process does not linger as a zombie
+    reaper.start()
+    try:
+        with DaemonClient(read_discovery().address) as client:
+            handle = client.submit(JobRequest(frames=write_frames(daemon_home / "in", 1), backdrops=["white"], lights=["natural"], crops=["square"]))
+            deadline = time.monotonic() + 10
+            while client.info().running_job_id != handle.job_id and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+        code, out, err = run_cli(capsys, "stop", "--json")
+
+        assert code == 0, err
+        values = json_lines(out)[-1]
+        assert values["stopped"] is True and values["pid"] == daemon.pid
+        reaper.join(timeout=5)
+        assert daemon.returncode is not None
+        from daemon.server import DATABASE_NAME
+        from daemon.store import JobStore
+
+        store = JobStore(default_folders().data / DATABASE_NAME)
+        try:
+            assert store.get_job(handle.job_id).state == "pending"
+        finally:
+            store.close()
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+
+    code, out, err = run_cli(capsys, "stop")
+    assert code == 1
+    assert "Error daemon_not_running: " in err
 
 
 # --- status, jobs, cancel, interrupt ---------------------------------------------------------------------------

@@ -60,9 +60,9 @@ def run_process(arguments: argparse.Namespace) -> int:
         request = JobRequest(
             frames=list(arguments.frames),
             top=parse_integer("top", arguments.top),
-            retouch=arguments.retouch,
-            makeup=arguments.makeup,
-            output_format=arguments.format,
+            retouch=arguments.retouch.lower(),
+            makeup=arguments.makeup.lower(),
+            output_format=arguments.format.lower(),
             bit_depth=parse_integer("bit-depth", arguments.bit_depth),
         )
         for option, field_name in (("backdrop", "backdrops"), ("light", "lights"), ("crop", "crops")):
@@ -150,8 +150,14 @@ def run_styles(arguments: argparse.Namespace) -> int:
 
 
 def parse_names(value: str) -> list[str]:
-    """Split a comma-separated option into names, keeping order and dropping repeats; `color:#..` and `image:..` stay whole."""
-    names = [name.strip() for name in value.split(",")]
+    """Split a comma-separated option into lower-case names, keeping order and dropping repeats.
+
+    `color:#..` and `image:..` stay whole; an `image:` path keeps its own case.
+    """
+    names = []
+    for name in (part.strip() for part in value.split(",")):
+        keyword, colon, rest = name.partition(":")
+        names.append(keyword.lower() + colon + (rest if keyword.lower() == "image" else rest.lower()))
     return list(dict.fromkeys(names)) if any(names) else []
 
 
@@ -159,7 +165,7 @@ def parse_integer(option: str, value: str) -> int:
     try:
         return int(value)
     except ValueError:
-        allowed = "8, 16" if option == "bit-depth" else "1, 2, 3, …"
+        allowed = "8, 16" if option == "bit-depth" else "≥ 1"
         raise _invalid(option, value, allowed) from None
 
 
