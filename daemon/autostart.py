@@ -96,9 +96,12 @@ def ensure_daemon(folders: Folders | None = None, timeout: float = START_TIMEOUT
 
 
 def spawn_daemon(output_path: Path) -> subprocess.Popen:
-    """Start `python -m daemon.cli daemon --foreground --no-tray` in its own session, appending its output to `output_path`."""
+    """Start `python -m daemon.cli daemon --foreground --no-tray --log-file-only` in its own session.
+
+    Its log goes to the log file alone; `output_path` receives what else it prints, such as a crash before logging starts.
+    """
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "daemon.cli", "daemon", "--foreground", "--no-tray"]
+    command = [sys.executable, "-m", "daemon.cli", "daemon", "--foreground", "--no-tray", "--log-file-only"]
     options: dict = {}
     if os.name == "nt":
         options["creationflags"] = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP

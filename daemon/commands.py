@@ -28,6 +28,8 @@ def register(subparsers) -> None:
     parser.add_argument("--foreground", action="store_true",
                         help=_("Stay in this terminal and log to it, instead of starting in the background."))
     parser.add_argument("--no-tray", action="store_true", help=_("Do not show the icon in the system tray."))
+    parser.add_argument("--log-file-only", action="store_true",
+                        help=_("Log only to the log file, not to this terminal (for a daemon whose output goes to a file)."))
     parser.add_argument("--print-config", action="store_true",
                         help=_("Print the effective settings and folders, then exit."))
     parser.add_argument("--config", metavar="FILE", type=Path,
@@ -51,14 +53,14 @@ def run_daemon_command(arguments) -> int:
     # 2. In the background: a new session of this same command, in the foreground there.
     if not arguments.foreground:
         return _start_in_background(arguments, config)
-    return run_foreground(config, tray=not arguments.no_tray)
+    return run_foreground(config, tray=not arguments.no_tray, log_to_terminal=not arguments.log_file_only)
 
 
-def run_foreground(config, tray: bool = True) -> int:
+def run_foreground(config, tray: bool = True, log_to_terminal: bool = True) -> int:
     """Run the daemon in this process until SIGINT or SIGTERM, or until the tray's Quit."""
     from .server import Daemon, DaemonAlreadyRunning, configure_logging
 
-    configure_logging(config.folders.log_file)
+    configure_logging(config.folders.log_file, to_stderr=log_to_terminal)
 
     # Signals are taken before start(), since the discovery file tells clients (and scripts that stop us)
     # about the daemon before start() returns. Stopping waits for the worker, so it runs in its own thread.
