@@ -97,8 +97,14 @@ class HeadshotService(pb_grpc.HeadshotServiceServicer):
             os.replace(partial, frames_dir)
             job_request.frames = [str(frames_dir / name) for name in names]
 
-            # 3. The same checks as a submitted job, then the queue.
-            validation.check_frames(job_request.frames)
+            # 3. The same checks as a submitted job, then the queue. An error names the frame as the client sent
+            #    it, not by the daemon's copy.
+            try:
+                validation.check_frames(job_request.frames)
+            except HeadshotError as error:
+                if error.path is None:
+                    raise
+                raise HeadshotError(error.code, Path(error.path).name, error.detail, **error.params) from error
             if self.pipeline_check is not None:
                 self.pipeline_check(job_request)
             return self._enqueue(job_id, job_request, header.request.output_dir, uploaded=True)

@@ -152,6 +152,8 @@ def test_uploaded_garbage_is_rejected_and_spool_removed(start_daemon, daemon_hom
 
     assert rejected.value.status == grpc.StatusCode.INVALID_ARGUMENT
     assert rejected.value.code == "not_an_image"
+    assert rejected.value.file == bad_files["garbage"].name  # as sent, not the daemon's copy of it
+    assert str(daemon.jobs_dir) not in rejected.value.message
     assert list(daemon.jobs_dir.iterdir()) == []
     assert client.jobs() == []
 
