@@ -1,9 +1,12 @@
-"""Run every benchmark module's `main()` in turn (`make bench`, `python -m bench`)."""
+"""Run every benchmark module in turn, each in a process of its own (`make bench`, `python -m bench`).
+
+A process per module keeps one benchmark's memory and allocator settings out of the next one's figures.
+"""
 
 from __future__ import annotations
 
-import importlib
 import pkgutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,17 +17,13 @@ def main() -> int:
     for module_info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda info: info.name):
         if module_info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"bench.{module_info.name}")
-        entry = getattr(module, "main", None)
-        if entry is None:
-            continue
         print(f"== bench.{module_info.name}", flush=True)
         started = time.perf_counter()
-        try:
-            entry()
-        except Exception as error:  # one broken benchmark must not hide the others' figures
+        # One broken benchmark must not hide the others' figures.
+        status = subprocess.run([sys.executable, "-m", f"bench.{module_info.name}"], cwd=Path(__file__).parent.parent).returncode
+        if status != 0:
             failed.append(module_info.name)
-            print(f"bench.{module_info.name} failed: {type(error).__name__}: {error}", flush=True)
+            print(f"bench.{module_info.name} failed with exit status {status}", flush=True)
         print(f"== bench.{module_info.name} took {time.perf_counter() - started:.1f} s", flush=True)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
