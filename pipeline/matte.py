@@ -38,6 +38,9 @@ SUPPORT_MARGIN = 0.035  # of the face width: how far past the coarse mask a stra
 MIN_PART_AREA = 0.2  # a detached blob is kept when it has this fraction of the largest person's area
 # Kept inside the real skull: the ellipse's half-axes as fractions of half the face width and eye-to-chin.
 SKULL_WIDTH, SKULL_HEIGHT = 0.92, 0.85
+# Hair: within the skull's ellipse grown by this factor, the model's sure person (score at least HAIR_SURE_SCORE) is
+# kept as subject whatever its colour.
+HAIR_ZONE_GROWTH, HAIR_SURE_SCORE = 1.2, 0.9
 ALPHA_FLOOR, ALPHA_CEILING = 0.02, 0.98  # snapped to 0 and 1, so a replaced backdrop stays clean
 BACKDROP_BAND = 0.04  # of the working long side: how far past the subject the segmentation may reach into backdrop
 PALETTE_SIZE = 12  # colour clusters for the local subject and backdrop colour histograms
@@ -60,13 +63,16 @@ def person_matte(image: torch.Tensor, faces: list[Face] | None = None) -> torch.
     guide = _resize(image[:3], work_size)
     coarse = _resize(_segment(guide), work_size).clamp_(0, 1)
 
-    # 2. Faces are foreground whatever the model says.
+    # 2. Faces are foreground whatever the model scores; so is hair around the skull where the model is sure.
     face_width = _typical_face_width(faces) * work_scale
     face_masks = []
+    sure_hair = torch.zeros_like(coarse)
     for face in faces:
         hull = _face_mask(face, work_scale, work_size)
         solid = torch.maximum(hull, _skull_mask(face, work_scale, work_size))
         face_masks.append(torch.maximum(solid, _ear_mask(face, work_scale, guide, hull, coarse)))
+        hair_zone = _skull_mask(face, work_scale, work_size, HAIR_ZONE_GROWTH)
+        torch.maximum(sure_hair, hair_zone * (coarse >= HAIR_SURE_SCORE), out=sure_hair)
     for face_mask in face_masks:
         coarse = torch.maximum(coarse, face_mask.to(coarse.device))
 
@@ -80,9 +86,11 @@ def person_matte(image: torch.Tensor, faces: list[Face] | None = None) -> torch.
             guide, coarse, faces_solid_from(face_masks, coarse), band=BACKDROP_BAND * max(work_size), last_row=round(chin_row * work_scale)
         )
 
-    # 4. Put the edge where the colours change, then steepen what stays uncertain.
+    # 4. Put the edge where the colours change, then steepen what stays uncertain. Grey hair before a pale window
+    #    shares the window's colours, so the colour steps would take it away; where the model was sure, it stays.
     coarse = _snap_to_colour_edges(guide, coarse, band=max(2.0, EDGE_BAND * max(work_size)))
     coarse = ((coarse - 0.5) * COARSE_CONTRAST + 0.5).clamp_(0, 1)
+    torch.maximum(coarse, sure_hair * support, out=coarse)
 
     # 5. Fit the local colour model at working resolution. The support and the guide's centring fold into
     #    the coefficients, so applying them to a pixel is three multiply-adds.
@@ -480,8 +488,10 @@ def _face_mask(face: Face, scale: float, size: tuple[int, int]) -> torch.Tensor:
     return torch.from_numpy(mask.astype(np.float32))[None]
 
 
-def _skull_mask(face: Face, scale: float, size: tuple[int, int]) -> torch.Tensor:
+def _skull_mask(face: Face, scale: float, size: tuple[int, int], growth: float = 1.0) -> torch.Tensor:
     """Rasterise the upper half of the skull, from the eye line to just below the crown, into a (1, h, w) mask.
+
+    `growth` enlarges the ellipse's axes by that factor.
 
     Hair over the temples and the crown often gets a weak score from the segmentation model, although it is
     always subject. On adult heads the eye line sits about halfway between chin and crown.
@@ -498,7 +508,7 @@ def _skull_mask(face: Face, scale: float, size: tuple[int, int]) -> torch.Tensor
     center = (points[RIGHT_FACE_EDGE] + points[LEFT_FACE_EDGE]) / 2
     half_width = float(np.hypot(*(points[LEFT_FACE_EDGE] - points[RIGHT_FACE_EDGE]))) / 2
     eye_to_chin = float(np.hypot(*(points[CHIN] - (right_eye + left_eye) / 2)))
-    axes = (max(1, round(SKULL_WIDTH * half_width)), max(1, round(SKULL_HEIGHT * eye_to_chin)))
+    axes = (max(1, round(growth * SKULL_WIDTH * half_width)), max(1, round(growth * SKULL_HEIGHT * eye_to_chin)))
     cv2.ellipse(mask, (round(center[0]), round(center[1])), axes, roll, 180, 360, 1, thickness=-1)
     return torch.from_numpy(mask.astype(np.float32))[None]
 

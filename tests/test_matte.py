@@ -253,3 +253,23 @@ def test_backdrop_colours_beside_the_head_are_dropped():
     print(f"mean mask on the overreaching panes: {lowered[overreach].mean():.3f}, on the head: {lowered[head].mean():.3f}")
     assert lowered[overreach].mean() < 0.3
     assert lowered[head].min() > 0.5
+
+
+@pytest.mark.parametrize("name", ["obama.jpg", "obama2.jpg"])
+def test_grey_hair_before_a_pale_window_stays_subject(shared_photos, name):
+    # Grey hair at the temples shares the window's colours; where the model is sure it is the person, it stays.
+    from pipeline.matte import HAIR_ZONE_GROWTH, _skull_mask
+
+    rgb = cv2.cvtColor(cv2.imread(str(shared_photos / name)), cv2.COLOR_BGR2RGB)
+    faces = shared_finder().find(rgb)
+    image = to_tensor(rgb)
+    height, width = rgb.shape[:2]
+    score = cv2.resize(_segment(image)[0].numpy(), (width, height))
+    skull = _skull_mask(faces[0], 1.0, (height, width))[0].numpy() > 0
+    around = _skull_mask(faces[0], 1.0, (height, width), HAIR_ZONE_GROWTH)[0].numpy() > 0
+    sure_hair = around & ~skull & (score >= 0.9)
+
+    matte = person_matte(image, faces)[0].numpy()
+
+    assert sure_hair.sum() > 5000
+    assert (matte[sure_hair] < 0.5).mean() < 0.01  # 4 % of it was cut away before
