@@ -38,6 +38,7 @@ MESSAGES = {
     "unauthenticated": N_("The daemon rejected this client: its access token is missing or wrong. Restart the client so it reads the daemon's discovery file again."),
     "daemon_not_running": N_("The Headshot Studio daemon is not running. Start it with: headshot daemon"),
     "daemon_unreachable": N_("The Headshot Studio daemon at {address} did not answer ({reason}). Restart it with: headshot daemon"),
+    "daemon_stopping": N_("The daemon stopped before job {job} ended. The job waits in the queue and goes on when the daemon starts again (headshot daemon); see where it stands with: headshot jobs"),
     "socket_in_use": N_("{file} is in use by another program, so the daemon cannot listen there. Remove it or set another address in the settings."),
 }
 register_messages(MESSAGES)
@@ -56,6 +57,7 @@ STATUS_CODES: dict[str, grpc.StatusCode] = {
     "write_failed": grpc.StatusCode.FAILED_PRECONDITION,
     "file_exists": grpc.StatusCode.ALREADY_EXISTS,
     "upload_canceled": grpc.StatusCode.CANCELLED,
+    "daemon_stopping": grpc.StatusCode.UNAVAILABLE,
     "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
     "internal_error": grpc.StatusCode.INTERNAL,
     "job_crashed": grpc.StatusCode.INTERNAL,

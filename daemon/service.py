@@ -37,7 +37,8 @@ FORMAT_OF_SUFFIX = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tif
                     ".webp": "webp", ".heic": "heic", ".heif": "heic"}
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 WATCH_POLL_S = 1.0
-DAEMON_STOPPING = N_("The daemon is stopping. Start it again and watch the job once more.")
+# When the daemon stops, a watcher waits this long for the job's end to be recorded (the server's grace is 2 s).
+STOPPING_WATCH_S = 1.5
 
 
 class HeadshotService(pb_grpc.HeadshotServiceServicer):
@@ -85,6 +86,8 @@ class HeadshotService(pb_grpc.HeadshotServiceServicer):
             names = _frame_file_names(header.frames)
             for frame, name in zip(header.frames, names):
                 self._check_frame_header(frame, name)
+            if all(frame.size == 0 for frame in header.frames):
+                raise HeadshotError("file_empty", names[0], "declared size 0")
             if self.store.pending_count() >= self.config.max_queue:
                 raise HeadshotError("queue_full", None, "queue full before the upload", limit=self.config.max_queue)
 
@@ -130,8 +133,7 @@ class HeadshotService(pb_grpc.HeadshotServiceServicer):
         return first.header
 
     def _check_frame_header(self, frame: pb.FrameHeader, name: str) -> None:
-        if frame.size == 0:
-            raise HeadshotError("file_empty", name, "declared size 0")
+        # An empty frame is received as an empty file and skipped like any unreadable one, unless all are empty.
         if frame.size > self.config.max_frame_bytes:
             raise HeadshotError("upload_invalid", name, f"{frame.size} bytes declared",
                                 reason=f"{name} is larger than {self.config.max_frame_bytes} bytes")
@@ -189,6 +191,8 @@ class HeadshotService(pb_grpc.HeadshotServiceServicer):
                                         received=received[index], size=frame.size)
                 if digests[index].hexdigest() != frame.sha256:
                     raise HeadshotError("upload_corrupted", paths[index].name, "sha256 mismatch")
+                if handles[index] is None:  # an empty frame: no chunk came
+                    handles[index] = open(paths[index], "wb")
                 handles[index].flush()
                 os.fsync(handles[index].fileno())
         finally:
@@ -238,7 +242,14 @@ class HeadshotService(pb_grpc.HeadshotServiceServicer):
                     continue
                 if message is CLOSED:
                     if context.is_active() and self.hub._closed:
-                        context.abort(grpc.StatusCode.UNAVAILABLE, gettext_for(language)(DAEMON_STOPPING))
+                        # The daemon is stopping. A job in its last step may still end, and its end is then sent;
+                        # otherwise the watcher learns that the job waits in the queue.
+                        for stored in self._events_while_stopping(job.id, last_sequence):
+                            yield self._localized(stored, job, language)
+                            if event_kind(stored) in TERMINAL_EVENT_KINDS:
+                                return
+                        abort_with(context, HeadshotError("daemon_stopping", None, "stopping while watched", job=job.id),
+                                   language, self.log_path)
                     return
                 if message.sequence <= last_sequence:
                     continue
@@ -248,6 +259,19 @@ class HeadshotService(pb_grpc.HeadshotServiceServicer):
                     return
         finally:
             subscription.close()
+
+    def _events_while_stopping(self, job_id: str, after: int):
+        """Yield the job's stored events after `after` for up to STOPPING_WATCH_S, until its terminal one."""
+        deadline = time.monotonic() + STOPPING_WATCH_S
+        while time.monotonic() < deadline:
+            for row in self.store.events(job_id, after=after):
+                message = pb.JobEvent.FromString(row.payload)
+                message.sequence = row.sequence
+                after = row.sequence
+                yield message
+                if row.kind in TERMINAL_EVENT_KINDS:
+                    return
+            time.sleep(0.05)
 
     def _localized(self, message: pb.JobEvent, job, language: str | None) -> pb.JobEvent:
         """Translate a failed event's message into the watcher's language when it differs from the job's."""

@@ -137,7 +137,7 @@ class InProcessProcessor:
 
 
 # Daemon error codes and gRPC statuses after which the same job may succeed later.
-TRANSIENT_DAEMON_CODES = frozenset({"daemon_not_running", "daemon_unreachable", "watch_ended", "queue_full"})
+TRANSIENT_DAEMON_CODES = frozenset({"daemon_not_running", "daemon_unreachable", "daemon_stopping", "watch_ended", "queue_full"})
 TRANSIENT_RPC_STATUSES = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "CANCELLED", "ABORTED"})
 # How many of the inbox's newest jobs are searched for one to follow again (ListJobs returns 100 unless told).
 # NOTE: an entry retaken only after more jobs than this were queued from its inbox is processed a second time.
