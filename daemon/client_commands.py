@@ -274,7 +274,7 @@ def _follow(client, arguments: argparse.Namespace, job_id: str, out_dir: str) ->
     if kind == "failed":
         failed = final.failed
         if arguments.json:
-            _print_json_line({**event_to_dict(final), "error": _error_dict(failed.code, failed.message, failed.detail, "")})
+            _print_json_line({**event_to_dict(final), "error": _error_dict(failed.code, failed.message, failed.detail, failed.file)})
         print(with_code(failed.code, failed.message) if failed.code else failed.message, file=sys.stderr)
         return EXIT_FAILED
     if kind == "canceled":

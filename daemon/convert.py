@@ -130,7 +130,7 @@ def job_status(job: JobRow, position: int, variants: list[VariantRow], log_path:
     if job.state == FAILED:
         status.error.CopyFrom(pb.Failed(
             code=job.error_code or "", message=error_message or job.error_message or "",
-            detail=job.error_detail or "", log_path=log_path,
+            detail=job.error_detail or "", log_path=log_path, file=(job.error_params or {}).get("file") or "",
         ))
     return status
 

@@ -278,6 +278,13 @@ class Worker:
         message = pipeline_event_to_proto(job.id, job.attempts, event, size_bytes)
         if message is None:
             return
+        if job.uploaded and message.WhichOneof("kind") == "frame_scored":
+            # The client knows an uploaded frame by the name it sent, not by the daemon's copy.
+            copies = str(self.jobs_dir / job.id / FRAMES_FOLDER) + os.sep
+            scored = message.frame_scored
+            scored.frame = scored.frame.replace(copies, "")
+            for reason in scored.reasons:
+                reason.message = reason.message.replace(copies, "")
         self.hub.record(message)
         stage = event.stage.value if event.stage else "-"
         if event.kind == EventKind.progress:
@@ -305,10 +312,11 @@ class Worker:
         log.info("job %s: interrupted", job.id)
 
     def _end_failed(self, job: JobRow, error: HeadshotError, variants: list[VariantRow] = ()) -> None:
+        error = self._named_as_sent(job, error)
         error.params.setdefault("log", str(self.log_path))
         language = job.language or None
         failed = pb.Failed(code=error.code, message=error.user_message(language), detail=error.detail,
-                           log_path=str(self.log_path))
+                           log_path=str(self.log_path), file=error.path or "")
         message = event_message(job.id, job.attempts, failed=failed)
         params = {"file": error.path, **error.params}
         message.sequence = self.store.finish(
@@ -317,6 +325,13 @@ class Worker:
         )
         self._remove_uploaded_frames(job)
         self.hub.publish(message)
+
+    def _named_as_sent(self, job: JobRow, error: HeadshotError) -> HeadshotError:
+        """Return the error naming an uploaded frame as the client sent it, not by the daemon's copy."""
+        frames_dir = self.jobs_dir / job.id / FRAMES_FOLDER
+        if not job.uploaded or error.path is None or Path(error.path).parent != frames_dir:
+            return error
+        return HeadshotError(error.code, Path(error.path).name, error.detail, **error.params)
 
     def _remove_uploaded_frames(self, job: JobRow) -> None:
         """Delete a finished job's uploaded frames; they are copies, kept only while the job may run again."""

@@ -159,6 +159,15 @@ def test_submit_skips_an_unreadable_frame_as_process_does(start_daemon, daemon_h
     assert "empty.jpg" in out
     assert (daemon_home / "out" / "astronaut_white_natural_square.jpg").is_file()
 
+    # The same batch streamed: the empty frame is skipped too, named as sent.
+    code, out, err = run_cli(capsys, "submit", str(frame), str(empty), "--out", str(daemon_home / "streamed"), "--no-start",
+                             "--stream", "--backdrop", "white", "--crop", "square")
+    assert code == 0, err
+    skipped = [line for line in out.splitlines() if line.startswith("Skipped: ")]
+    assert len(skipped) == 1
+    assert skipped[0].startswith("Skipped: empty.jpg ")
+    assert (daemon_home / "streamed" / "astronaut_white_natural_square.jpg").is_file()
+
     # With nothing readable the job is refused up front, naming the first file.
     code, out, err = run_cli(capsys, "submit", str(empty), "--no-start")
     assert code == 1
@@ -190,6 +199,7 @@ def test_submit_failed_job_exits_1_with_translated_message(start_daemon, daemon_
     code, out, err = run_cli(capsys, "submit", *frames, "--no-start", "--json", "--out", str(daemon_home / "out"))
     final = json_lines(out)[-1]
     assert final["event"] == "failed"
+    assert final["error"]["file"] == frames[0]
     assert final["error"]["code"] == "file_truncated"
     assert expected in final["error"]["message"]
 

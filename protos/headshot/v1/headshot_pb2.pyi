@@ -201,16 +201,18 @@ class Completed(_message.Message):
     def __init__(self, variant_count: _Optional[int] = ..., output_dir: _Optional[str] = ...) -> None: ...
 
 class Failed(_message.Message):
-    __slots__ = ("code", "message", "detail", "log_path")
+    __slots__ = ("code", "message", "detail", "log_path", "file")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     LOG_PATH_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
     code: str
     message: str
     detail: str
     log_path: str
-    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., detail: _Optional[str] = ..., log_path: _Optional[str] = ...) -> None: ...
+    file: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., detail: _Optional[str] = ..., log_path: _Optional[str] = ..., file: _Optional[str] = ...) -> None: ...
 
 class Canceled(_message.Message):
     __slots__ = ("interrupted",)
