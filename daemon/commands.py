@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.errors import HeadshotError
+from pipeline.errors import HeadshotError, with_code
 from pipeline.i18n import _
 
 from .config import load_config
@@ -120,8 +120,8 @@ def _start_in_background(arguments, config) -> int:
                                            discovery.address if discovery else None), file=sys.stderr)
             return EXIT_ALREADY_RUNNING
         if status is not None:
-            print(_("The daemon stopped while starting. The log has the details: {log}").format(
-                log=config.folders.log_file), file=sys.stderr)
+            print(with_code("daemon_start_failed", _("The daemon stopped while starting. The log has the details: {log}").format(
+                log=config.folders.log_file)), file=sys.stderr)
             return status or 1
         discovery = read_discovery(config.folders)
         if discovery is not None and discovery.pid == process.pid:
@@ -135,5 +135,6 @@ def _start_in_background(arguments, config) -> int:
 
 
 def _already_running_message(pid, address) -> str:
-    return _("The Headshot Studio daemon is already running (process {pid}, {address}). Stop it first, or use it as it is.").format(
+    message = _("The Headshot Studio daemon is already running (process {pid}, {address}). Stop it first (headshot stop), or use it as it is.").format(
         pid=pid if pid is not None else "?", address=address or "?")
+    return with_code("daemon_already_running", message)

@@ -551,6 +551,7 @@ class _Job:
         self.pending = still_pending
 
     def _recipe(self, context: "_FrameContext", variant: VariantSpec, output_format: str, bit_depth: int) -> dict:
+        from .photo_io import print_resolution
         from .report import icc_description
 
         settings = context.settings_by_preset[variant.retouch]
@@ -566,7 +567,7 @@ class _Job:
             "output": {
                 "format": output_format,
                 "bit_depth": bit_depth,
-                "dpi": PRINT_DPI.get(variant.crop),
+                "dpi": PRINT_DPI.get(variant.crop) or print_resolution(context.photo.info),
                 "jpeg_quality": self.request.jpeg_quality if output_format == "jpeg" else None,
                 "icc_profile": icc_description(context.photo.icc_profile),
             },

@@ -1153,3 +1153,15 @@ def test_write_photo_sets_print_resolution(tmp_path, suffix, bit_depth):
         assert image.info["dpi"] == pytest.approx((600, 600), abs=0.01)
         resolution = image.getexif()
         assert float(resolution[0x011A]) == 600 and resolution[0x0128] == 2
+
+
+def test_print_resolution_reads_the_exif_block(tmp_path):
+    from pipeline.photo_io import print_resolution
+
+    pixels = np.full((40, 30, 3), 100, np.uint8)
+    with_dpi = write_photo(tmp_path / "with.jpg", pixels, dpi=240)
+    without = tmp_path / "without.jpg"
+    Image.fromarray(pixels).save(without)
+
+    assert print_resolution(probe(with_dpi)) == 240.0
+    assert print_resolution(probe(without)) is None

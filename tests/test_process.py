@@ -151,7 +151,7 @@ def test_passport_is_white_unretouched_827x1063(astronaut_job):
         assert 827 / image.info["dpi"][0] * 25.4 == pytest.approx(35.0, abs=0.1)
     assert passport["recipe"]["output"]["dpi"] == 600
     square = next(variant for variant in report["variants"] if variant["recipe"]["crop"]["name"] == "square")
-    assert square["recipe"]["output"]["dpi"] is None
+    assert square["recipe"]["output"]["dpi"] is None  # the astronaut PNG has no print resolution of its own to keep
 
 
 def test_retouch_only_variant_is_pixel_aligned(astronaut_job, astronaut_rgb):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..color import srgb_color_in_profile, to_srgb8
 from .formats import DEFAULT_MAX_PIXELS, FORMATS, output_suffix
-from .metadata import CREATOR_TOOL, DIGITAL_SOURCE_TYPES, merge_xmp
+from .metadata import CREATOR_TOOL, DIGITAL_SOURCE_TYPES, merge_xmp, print_resolution
 from .reading import Photo, PhotoInfo, Preview, hash_file, probe, read_photo, read_preview
 from .writing import write_photo
 
@@ -23,6 +23,7 @@ __all__ = [
     "hash_file",
     "merge_xmp",
     "output_suffix",
+    "print_resolution",
     "probe",
     "read_photo",
     "read_preview",

@@ -152,6 +152,12 @@ def _exif_tags(exif: bytes | None) -> Image.Exif:
     return parsed
 
 
+def print_resolution(info) -> float | None:
+    """Return the print resolution (pixels per inch) that a photo's EXIF block gives, or None."""
+    dpi = _exif_dpi(getattr(info, "exif", None))
+    return round(dpi[0], 3) if dpi else None
+
+
 def _exif_dpi(exif: bytes | None) -> tuple[float, float] | None:
     tags = _exif_tags(exif)
     if 282 not in tags or 283 not in tags:
