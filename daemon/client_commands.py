@@ -295,7 +295,19 @@ def _follow(client, arguments: argparse.Namespace, job_id: str, out_dir: str) ->
         for message in skipped:
             print(_("Skipped: {message}").format(message=message))
         print(_("{count} files written to {folder}.").format(count=len(files), folder=folder))
+        for line in _variant_notes(folder / "report.json"):
+            print(line)
     return 0
+
+
+def _variant_notes(report_path: Path) -> list[str]:
+    """Return "file: note" for each note of report.json's variants, as `headshot process` prints them."""
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [f"{variant.get('file')}: {note.get('message')}" for variant in report.get("variants", [])
+            for note in variant.get("notes", [])]
 
 
 def _collect_results(client, job_id: str, out_dir: str) -> tuple[Path, list[Path]]:
