@@ -433,44 +433,37 @@ def test_conversion_keeps_sixteen_bits(tmp_path):
     assert jpeg.shape == (64, 64, 3)
 
 
-def _watch_in_thread(client, job_id):
-    outcome = {}
+def _stop_while_watching(start_daemon, daemon_home, runner) -> dict:
+    """Start a job, watch it from another thread, stop the daemon; return what the watcher got."""
+    daemon, client = start_daemon(runner=runner)
+    handle = client.submit(JobRequest(frames=write_frames(daemon_home / "in", 1), **ONE_VARIANT))
+    wait_until(lambda: client.info().running_job_id == handle.job_id)
+    outcome = {"job_id": handle.job_id}
 
     def watch():
         try:
-            outcome["events"] = list(client.watch(job_id, timeout=30))
+            outcome["events"] = list(client.watch(handle.job_id, timeout=30))
         except DaemonError as error:
             outcome["error"] = error
 
     thread = threading.Thread(target=watch)
     thread.start()
-    return thread, outcome
+    time.sleep(0.2)
+    daemon.stop()
+    thread.join(timeout=10)
+    return outcome
 
 
 def test_watcher_gets_the_end_of_a_job_that_ends_while_the_daemon_stops(start_daemon, daemon_home):
-    daemon, client = start_daemon(runner=SlowRunner(seconds_per_frame=0.8, pieces=8))
-    handle = client.submit(JobRequest(frames=write_frames(daemon_home / "in", 1), **ONE_VARIANT))
-    wait_until(lambda: client.info().running_job_id == handle.job_id)
-    thread, outcome = _watch_in_thread(client, handle.job_id)
-    time.sleep(0.2)
-
-    daemon.stop()
-    thread.join(timeout=10)
+    outcome = _stop_while_watching(start_daemon, daemon_home, SlowRunner(seconds_per_frame=0.8, pieces=8))
 
     assert "error" not in outcome, outcome.get("error")
     assert event_kinds(outcome["events"])[-1] == "completed"
 
 
 def test_watcher_of_a_job_cut_off_by_stopping_is_told_it_waits(start_daemon, daemon_home):
-    daemon, client = start_daemon(runner=SlowRunner(seconds_per_frame=30.0, pieces=300))
-    handle = client.submit(JobRequest(frames=write_frames(daemon_home / "in", 1), **ONE_VARIANT))
-    wait_until(lambda: client.info().running_job_id == handle.job_id)
-    thread, outcome = _watch_in_thread(client, handle.job_id)
-    time.sleep(0.2)
-
-    daemon.stop()
-    thread.join(timeout=10)
+    outcome = _stop_while_watching(start_daemon, daemon_home, SlowRunner(seconds_per_frame=30.0, pieces=300))
 
     assert outcome["error"].code == "daemon_stopping"
-    assert handle.job_id in outcome["error"].message
+    assert outcome["job_id"] in outcome["error"].message
     assert "did not answer" not in outcome["error"].message
