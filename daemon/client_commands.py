@@ -306,8 +306,9 @@ def _variant_notes(report_path: Path) -> list[str]:
         report = json.loads(report_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
-    return [f"{variant.get('file')}: {note.get('message')}" for variant in report.get("variants", [])
-            for note in variant.get("notes", [])]
+    variants = report.get("variants", []) if isinstance(report, dict) else []
+    return [f"{variant.get('file')}: {note.get('message')}" for variant in variants if isinstance(variant, dict)
+            for note in variant.get("notes", []) if isinstance(note, dict)]
 
 
 def _collect_results(client, job_id: str, out_dir: str) -> tuple[Path, list[Path]]:
