@@ -242,12 +242,13 @@ class HeadshotService(pb_grpc.HeadshotServiceServicer):
                     continue
                 if message is CLOSED:
                     if context.is_active() and self.hub._closed:
-                        # The daemon is stopping. A job in its last step may still end, and its end is then sent;
-                        # otherwise the watcher learns that the job waits in the queue.
+                        # The daemon is stopping. A job in its last step may still end, so its end is sent if it is
+                        # stored in time. Otherwise the watcher learns that the job waits in the queue.
                         for stored in self._events_while_stopping(job.id, last_sequence):
                             yield self._localized(stored, job, language)
                             if event_kind(stored) in TERMINAL_EVENT_KINDS:
                                 return
+                        log.info("WatchJob of job %s from %s ended: the daemon is stopping", job.id, context.peer())
                         abort_with(context, HeadshotError("daemon_stopping", None, "stopping while watched", job=job.id),
                                    language, self.log_path)
                     return

@@ -868,7 +868,7 @@ _VARIANT_NOTES = {
     "head_levelled": N_("The head was levelled by {degrees}°."),
     "enlarged": N_("The crop was enlarged {factor}× from the photo's own pixels, so it may look soft, above all in print."),
 }
-ENLARGED_NOTE_FACTOR = 1.5  # output pixels per frame pixel from which a variant says it was enlarged
+ENLARGED_NOTE_FACTOR = 1.5  # output pixels per frame pixel from which a variant gets the note 'enlarged'
 
 
 def variant_notes(recipe: dict, language: str | None = None) -> list[dict]:

@@ -282,7 +282,7 @@ def test_ctrl_c_stops_watching_not_the_job(daemon_home):
         daemon.wait(timeout=60)
 
 
-def test_stop_ends_the_daemon_and_puts_its_running_job_back(daemon_home, capsys, monkeypatch):
+def test_stop_requeues_running_job(daemon_home, capsys, monkeypatch):
     monkeypatch.setenv("HEADSHOT_HOME", str(daemon_home))
     daemon = start_daemon_process(daemon_home, seconds_per_frame=20.0)
     reaper = threading.Thread(target=daemon.wait, daemon=True)  # so the ended process does not linger as a zombie
@@ -298,7 +298,8 @@ def test_stop_ends_the_daemon_and_puts_its_running_job_back(daemon_home, capsys,
 
         assert code == 0, err
         values = json_lines(out)[-1]
-        assert values["stopped"] is True and values["pid"] == daemon.pid
+        assert values["stopped"] is True
+        assert values["pid"] == daemon.pid
         reaper.join(timeout=5)
         assert daemon.returncode is not None
         from daemon.server import DATABASE_NAME

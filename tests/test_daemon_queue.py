@@ -454,14 +454,14 @@ def _stop_while_watching(start_daemon, daemon_home, runner) -> dict:
     return outcome
 
 
-def test_watcher_gets_the_end_of_a_job_that_ends_while_the_daemon_stops(start_daemon, daemon_home):
+def test_watch_during_stop_sends_job_end(start_daemon, daemon_home):
     outcome = _stop_while_watching(start_daemon, daemon_home, SlowRunner(seconds_per_frame=0.8, pieces=8))
 
     assert "error" not in outcome, outcome.get("error")
     assert event_kinds(outcome["events"])[-1] == "completed"
 
 
-def test_watcher_of_a_job_cut_off_by_stopping_is_told_it_waits(start_daemon, daemon_home):
+def test_watch_during_stop_reports_waiting_job(start_daemon, daemon_home):
     outcome = _stop_while_watching(start_daemon, daemon_home, SlowRunner(seconds_per_frame=30.0, pieces=300))
 
     assert outcome["error"].code == "daemon_stopping"

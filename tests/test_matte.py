@@ -190,7 +190,7 @@ def test_edge_boxes_are_disjoint_and_cover_the_band():
         assert bool((coverage[enlarged] == 1).all()), full_size
 
 
-def test_box_pixels_cover_boxes_once_and_sample_like_interpolate():
+def test_box_pixels_cover_each_pixel_once():
     from pipeline.matte import box_pixels, sample_smooth_at
 
     boxes = [(0, 3, 5, 9), (3, 10, 0, 2), (12, 13, 40, 47)]

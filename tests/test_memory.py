@@ -22,7 +22,7 @@ def _page_faults_of_a_new_buffer() -> int:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the setting is glibc's")
-def test_reuse_freed_memory_serves_a_large_buffer_without_new_pages():
+def test_reused_buffer_needs_no_new_pages():
     if not reuse_freed_memory():
         pytest.skip("the C library is not glibc")
     _page_faults_of_a_new_buffer()  # the heap grows once

@@ -214,7 +214,7 @@ def test_stop_request_cancels_between_variants(tmp_path, astronaut_png):
     assert all(path.is_file() for path in written)
 
 
-def test_stop_during_retouch_ends_job_and_its_helper_thread(tmp_path, astronaut_png):
+def test_stop_during_retouch_ends_helper_thread(tmp_path, astronaut_png):
     # The matte is made in a helper thread while the retouch runs; a stop then ends both, and nothing is written.
     require_parts()
     import threading
