@@ -202,6 +202,11 @@ class Worker:
         job_dir = attempt_dir.parent
         result_dir = job_dir / RESULT_FOLDER
         try:
+            if job.uploaded and result.report_path is not None:
+                try:
+                    _name_frames_as_sent(Path(result.report_path), self.jobs_dir / job.id / FRAMES_FOLDER)
+                except (OSError, ValueError, HeadshotError) as error:
+                    log.warning("job %s: report.json keeps the daemon's paths of the uploaded frames: %s", job.id, error)
             relative_paths = [_relative_to(Path(variant.path), attempt_dir) for variant in result.variants]
             os.replace(attempt_dir, result_dir)
             fsync_folder(job_dir)
@@ -337,6 +342,27 @@ class Worker:
         """Delete a finished job's uploaded frames; they are copies, kept only while the job may run again."""
         if job.uploaded:
             remove_tree(self.jobs_dir / job.id / FRAMES_FOLDER)
+
+
+def _name_frames_as_sent(report_path: Path, frames_dir: Path) -> None:
+    """Rewrite an uploaded job's report.json so that it names each frame as the client sent it, not by the daemon's
+    copy, which is deleted once the job has ended."""
+    from pipeline.report import write_report
+
+    if not report_path.is_file():
+        return
+    copies = str(frames_dir) + os.sep
+
+    def renamed(value):
+        if isinstance(value, str):
+            return value.replace(copies, "")
+        if isinstance(value, list):
+            return [renamed(item) for item in value]
+        if isinstance(value, dict):
+            return {key: renamed(item) for key, item in value.items()}
+        return value
+
+    write_report(report_path, renamed(json.loads(report_path.read_text(encoding="utf-8"))))
 
 
 def _relative_to(path: Path, folder: Path) -> Path:

@@ -171,6 +171,9 @@ def test_submit_skips_an_unreadable_frame_as_process_does(start_daemon, daemon_h
     assert len(skipped) == 1
     assert skipped[0].startswith("Skipped: empty.jpg ")
     assert (daemon_home / "streamed" / "astronaut_white_natural_square.jpg").is_file()
+    streamed_report = json.loads((daemon_home / "streamed" / "report.json").read_text())
+    assert streamed_report["request"]["frames"] == ["astronaut.jpg", "empty.jpg"]
+    assert f"{os.sep}frames{os.sep}" not in json.dumps(streamed_report)  # no path into the daemon's copies
 
     # With nothing readable the job is refused up front, naming the first file.
     code, out, err = run_cli(capsys, "submit", str(empty), "--no-start")
