@@ -204,7 +204,7 @@ class Worker:
         try:
             if job.uploaded and result.report_path is not None:
                 try:
-                    _name_frames_as_sent(Path(result.report_path), self.jobs_dir / job.id / FRAMES_FOLDER)
+                    _name_frames_as_sent(Path(result.report_path), self._frames_dir(job))
                 except (OSError, ValueError, HeadshotError) as error:
                     log.warning("job %s: report.json keeps the daemon's paths of the uploaded frames: %s", job.id, error)
             relative_paths = [_relative_to(Path(variant.path), attempt_dir) for variant in result.variants]
@@ -285,7 +285,7 @@ class Worker:
             return
         if job.uploaded and message.WhichOneof("kind") == "frame_scored":
             # The client knows an uploaded frame by the name it sent, not by the daemon's copy.
-            copies = str(self.jobs_dir / job.id / FRAMES_FOLDER) + os.sep
+            copies = str(self._frames_dir(job)) + os.sep
             scored = message.frame_scored
             scored.frame = scored.frame.replace(copies, "")
             for reason in scored.reasons:
@@ -331,10 +331,13 @@ class Worker:
         self._remove_uploaded_frames(job)
         self.hub.publish(message)
 
+    def _frames_dir(self, job: JobRow) -> Path:
+        """Return the folder of an uploaded job's copies of its frames."""
+        return self.jobs_dir / job.id / FRAMES_FOLDER
+
     def _named_as_sent(self, job: JobRow, error: HeadshotError) -> HeadshotError:
         """Return the error naming an uploaded frame as the client sent it, not by the daemon's copy."""
-        frames_dir = self.jobs_dir / job.id / FRAMES_FOLDER
-        if not job.uploaded or error.path is None or Path(error.path).parent != frames_dir:
+        if not job.uploaded or error.path is None or Path(error.path).parent != self._frames_dir(job):
             return error
         return HeadshotError(error.code, Path(error.path).name, error.detail, **error.params)
 

@@ -1,8 +1,8 @@
-"""How the C allocator treats a job's large buffers (glibc on Linux; elsewhere nothing changes).
+"""The C allocator's settings for a job's large buffers (glibc on Linux; elsewhere nothing changes).
 
 A job allocates and frees buffers of tens of megabytes, such as a region's colour planes, hundreds of times.
-By default glibc maps each of them fresh from the kernel and unmaps it on free, so every use pays for page
-faults and zeroed pages: on a 24-megapixel frame about a tenth of the job's time. Once a job has run, freed
+By default glibc maps each buffer above its mapping threshold (at most 32 MB) fresh from the kernel and unmaps
+it on free. Every use then pays for page faults and zeroed pages, about a tenth of a 24-megapixel job's time. Once a job has run, freed
 memory stays with the process for the next buffer and the next job. A long-running host such as the daemon
 hands the free part back after a while without jobs.
 """

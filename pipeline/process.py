@@ -357,11 +357,8 @@ class _Job:
             f"{width}x{height} {info.format} {info.bit_depth}-bit, decoded at {decoded_scale:.3f}, region {region.box} at {region.scale_x:.3f}",
         )
 
-        # 3. The person matte, once per frame, when any variant changes the backdrop or the light, and one retouch
-        #    per preset. Neither needs the other, so a helper thread makes the matte, and the subject's and
-        #    backdrop's colours along its edge, while this one retouches. Where a crop reaches past the frame, the
-        #    frame and its matte are first carried on there (backdrop above, body below) and the retouch works on
-        #    that canvas.
+        # 3. The matte (when a variant changes the backdrop or light) and one retouch per preset: the helper thread
+        #    makes the matte while this one retouches, except where a crop reaches past the frame and needs it first.
         needs_matte = any(variant.backdrop != AS_SHOT or variant.light != AS_SHOT for variant in self.variants)
         needs_edge = any(variant.backdrop != AS_SHOT and variant.light in _unchanged_lights() for variant in self.variants)
         edge = wrap = None
