@@ -297,7 +297,13 @@ class HeadshotService(pb_grpc.HeadshotServiceServicer):
     def _status(self, job, language: str | None, with_variants: bool = True) -> pb.JobStatus:
         variants = self.store.variants(job.id) if with_variants else []
         message = _translated_error(job, language) if language and language != job.language else None
-        return job_status(job, self.store.position(job), variants, self.log_path, message)
+        status = job_status(job, self.store.position(job), variants, self.log_path, message)
+        if job.uploaded:
+            # Name each uploaded frame as the client sent it, not by the daemon's copy, which is deleted when the job ends.
+            frames_dir = self.jobs_dir / job.id / FRAMES_FOLDER
+            status.request.frames[:] = [Path(frame).name if Path(frame).parent == frames_dir else frame
+                                        for frame in status.request.frames]
+        return status
 
     # --- Results ----------------------------------------------------------------------
 

@@ -391,6 +391,26 @@ def test_jobs_lists_state_origin_and_times(start_daemon, daemon_home, capsys):
         assert job["finished"].endswith("Z")
 
 
+def test_jobs_names_uploaded_frames_as_sent(start_daemon, daemon_home, capsys):
+    daemon, client = start_daemon()
+    frames = write_frames(daemon_home / "in", 2)
+    code, _out, err = run_cli(capsys, "submit", *frames, "--stream", "--no-start", "--out", str(daemon_home / "streamed"),
+                              *ONE_VARIANT_OPTIONS)
+    assert code == 0, err
+    code, _out, err = run_cli(capsys, "submit", *frames[:1], "--no-start", "--out", str(daemon_home / "by-path"),
+                              *ONE_VARIANT_OPTIONS)
+    assert code == 0, err
+
+    code, out, err = run_cli(capsys, "jobs", "--json", "--no-start")
+
+    assert code == 0, err
+    by_path, streamed = json.loads(out)
+    assert streamed["frames"] == ["frame00.jpg", "frame01.jpg"]
+    assert by_path["frames"] == frames[:1]
+    assert client.job(streamed["job_id"]).request.frames == ["frame00.jpg", "frame01.jpg"]
+    assert str(daemon.jobs_dir) not in out
+
+
 def test_cancel_queued_and_interrupt_running(start_daemon, daemon_home, capsys):
     daemon, client = start_daemon(runner=SlowRunner(seconds_per_frame=20.0, pieces=40))
     frames = write_frames(daemon_home / "in", 2)
