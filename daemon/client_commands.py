@@ -25,6 +25,10 @@ register_messages({
     "job_watch_ended": N_("The daemon stopped sending the progress of job {job} before the job ended. See where it stands with: headshot jobs"),
     "daemon_did_not_stop": N_("The daemon (process {pid}) has not stopped after {seconds} seconds. Look in {log} for what it is doing, or end the process yourself."),
 })
+# The file names of a job's report and contact sheet, as pipeline.process writes them. Importing that module
+# here would load torch.
+REPORT_NAME = "report.json"
+CONTACT_SHEET_NAME = "contact-sheet.jpg"
 # How long `headshot stop` waits for the daemon's process to end; a running job first goes back to the queue.
 STOP_WAIT_S = 30
 
@@ -285,19 +289,29 @@ def _follow(client, arguments: argparse.Namespace, job_id: str, out_dir: str) ->
 
     # 3. Completed: the daemon copied the files into --out, or we fetch them into headshot-JOB here.
     try:
-        folder, files = _collect_results(client, job_id, out_dir)
+        folder, variant_files, other_files = _collect_results(client, job_id, out_dir)
     except (DaemonError, OSError) as error:
         message = error.message if isinstance(error, DaemonError) else str(error)
         return _report_failure(arguments, getattr(error, "code", "write_failed"), message, str(error), "", EXIT_FAILED)
     if arguments.json:
-        _print_json_line({**event_to_dict(final), "output_dir": str(folder), "files": [str(path) for path in files]})
+        files = [str(path) for path in variant_files + other_files]
+        _print_json_line({**event_to_dict(final), "output_dir": str(folder), "files": files})
     else:
         for message in skipped:
             print(_("Skipped: {message}").format(message=message))
-        print(_("{count} files written to {folder}.").format(count=len(files), folder=folder))
-        for line in _variant_notes(folder / "report.json"):
+        print(_written_summary(folder, variant_files, other_files))
+        for line in _variant_notes(folder / REPORT_NAME):
             print(line)
     return 0
+
+
+def _written_summary(folder: Path, variant_files: list[Path], other_files: list[Path]) -> str:
+    """Return the summary that `headshot process` prints: the number of variants, the contact sheet and the report."""
+    other_names = {path.name for path in other_files}
+    if REPORT_NAME in other_names and CONTACT_SHEET_NAME in other_names:
+        return _("Variants written to {folder}: {count}; contact sheet {sheet}, report {report}.").format(
+            folder=folder, count=len(variant_files), sheet=CONTACT_SHEET_NAME, report=REPORT_NAME)
+    return _("Variants written to {folder}: {count}.").format(folder=folder, count=len(variant_files))
 
 
 def _variant_notes(report_path: Path) -> list[str]:
@@ -311,8 +325,8 @@ def _variant_notes(report_path: Path) -> list[str]:
             for note in variant.get("notes", []) if isinstance(note, dict)]
 
 
-def _collect_results(client, job_id: str, out_dir: str) -> tuple[Path, list[Path]]:
-    """Return the folder and the job's files in it; fetch them first when the request named no folder."""
+def _collect_results(client, job_id: str, out_dir: str) -> tuple[Path, list[Path], list[Path]]:
+    """Return the folder, the job's variants in it and its other files, fetched first when the request named no folder."""
     from .files import copy_atomically
     from .server import JOBS_FOLDER
     from .worker import RESULT_FOLDER
@@ -330,18 +344,20 @@ def _collect_results(client, job_id: str, out_dir: str) -> tuple[Path, list[Path
     # 2. With --out the daemon has copied everything there before it reported the job completed.
     if out_dir:
         folder = Path(out_dir)
-        names = variant_names + [path.name for path in other_files]
-        return folder, [folder / name for name in names if (folder / name).is_file()]
+        variant_files = [folder / name for name in variant_names if (folder / name).is_file()]
+        copies = [folder / path.name for path in other_files if (folder / path.name).is_file()]
+        return folder, variant_files, copies
 
     # 3. Otherwise fetch the variants through the API, each checked against its SHA-256, then copy the rest.
     folder = Path.cwd() / f"headshot-{job_id}"
     folder.mkdir(parents=True, exist_ok=True)
-    files = [client.download_variant(job_id, variant.variant_id, folder / variant.file_name)
-             for variant in status.variants]
+    variant_files = [client.download_variant(job_id, variant.variant_id, folder / variant.file_name)
+                     for variant in status.variants]
+    copies = []
     for source in other_files:
         copy_atomically(source, folder / source.name)
-        files.append(folder / source.name)
-    return folder, files
+        copies.append(folder / source.name)
+    return folder, variant_files, copies
 
 
 def _stop_watching(client, job_id: str, out_dir: str) -> int:

@@ -64,7 +64,7 @@ def test_submit_writes_files_to_out(start_daemon, daemon_home, capsys):
     for name in ("frame00_0.png", "frame01_1.png", "contact-sheet.jpg"):
         assert decodes(out_dir / name), name
     assert json.loads((out_dir / "report.json").read_text())["variants"] == ["frame00_0", "frame01_1"]
-    assert f"4 files written to {out_dir}" in out
+    assert f"Variants written to {out_dir}: 2; contact sheet contact-sheet.jpg, report report.json." in out.splitlines()
     assert "queued at position 1" in err
 
 
@@ -82,6 +82,44 @@ def test_submit_without_out_fetches_into_job_folder(start_daemon, daemon_home, c
     [variant] = client.job(job.job_id).variants
     assert hashlib.sha256((folder / "frame00_0.png").read_bytes()).hexdigest() == variant.sha256
     assert decodes(folder / "contact-sheet.jpg")
+    assert f"Variants written to {folder}: 1; contact sheet contact-sheet.jpg, report report.json." in out.splitlines()
+
+
+def variants_only_runner(request, out_dir, on_event=None, should_stop=None):
+    result = SlowRunner()(request, out_dir, on_event, should_stop)
+    result.report_path.unlink()
+    result.contact_sheet_path.unlink()
+    return result
+
+
+@pytest.mark.parametrize("language, expected", [
+    ("en", "Variants written to {folder}: 2."),
+    ("nl", "Varianten geschreven naar {folder}: 2."),
+])
+def test_submit_summary_without_report(start_daemon, daemon_home, capsys, monkeypatch, language, expected):
+    start_daemon(runner=variants_only_runner)
+    frames = write_frames(daemon_home / "in", 2)
+    out_dir = daemon_home / "out"
+    monkeypatch.setenv("HEADSHOT_LANG", language)
+
+    code, out, err = run_cli(capsys, "submit", *frames, "--out", str(out_dir), "--no-start", *ONE_VARIANT_OPTIONS)
+
+    assert code == 0, err
+    assert sorted(path.name for path in out_dir.iterdir()) == ["frame00_0.png", "frame01_1.png"]
+    assert out.splitlines() == [expected.format(folder=out_dir)]
+
+
+def test_submit_summary_in_dutch(start_daemon, daemon_home, capsys, monkeypatch):
+    start_daemon()
+    frames = write_frames(daemon_home / "in", 2)
+    out_dir = daemon_home / "out"
+    monkeypatch.setenv("HEADSHOT_LANG", "nl")
+
+    code, out, err = run_cli(capsys, "submit", *frames, "--out", str(out_dir), "--no-start", *ONE_VARIANT_OPTIONS)
+
+    assert code == 0, err
+    expected = f"Varianten geschreven naar {out_dir}: 2; contactblad contact-sheet.jpg, rapport report.json."
+    assert expected in out.splitlines()
 
 
 @pytest.mark.parametrize("transfer", ["path", "stream"])
