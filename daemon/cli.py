@@ -38,7 +38,7 @@ def translate_argparse() -> None:
 class _Parser(argparse.ArgumentParser):
     """argparse with the project's error line: usage, then the stable code usage_error before argparse's message.
 
-    Subcommand parsers are made of the same class, so every command's option errors read alike.
+    Subcommand parsers are made of its subclass `_CommandParser`, so every command's option errors read alike.
     """
 
     # Whether the command line asked for --json, so a usage error is also given as JSON on stdout.
@@ -54,11 +54,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {with_code('usage_error', message)}\n")
 
 
+class _CommandParser(_Parser):
+    """The parser of one subcommand, which rejects an unknown argument with its own usage line.
+
+    argparse would hand such an argument up to the top-level parser, whose error shows `headshot`'s usage instead.
+    """
+
+    def parse_known_args(self, args=None, namespace=None):
+        arguments, unknown = super().parse_known_args(args, namespace)
+        if unknown:
+            self.error(_("unrecognized arguments: %s") % " ".join(unknown))
+        return arguments, unknown
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="headshot", description=_("Headshot Studio: professional headshots from your own photos, on your own computer."))
     parser.add_argument("--version", action="version", version=f"Headshot Studio {_installed_version()}",
                         help=_("print the version and exit"))
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
     return parser
