@@ -8,7 +8,7 @@ import re
 import stat
 from pathlib import Path
 
-from pipeline.errors import HeadshotError
+from pipeline.errors import HeadshotError, similar_names
 from pipeline.i18n import N_, gettext_for
 from pipeline.request import MAKEUP_PRESETS, OUTPUT_FORMATS, RETOUCH_PRESETS, JobRequest
 
@@ -185,7 +185,7 @@ def _check_choice(option: str, value, allowed) -> None:
     if value not in allowed:
         displayed_value = value if value != "" else '""'
         raise HeadshotError("invalid_option", None, f"{option}={value!r}", option=option, value=displayed_value,
-                            allowed=", ".join(str(name) for name in allowed))
+                            allowed=", ".join(str(name) for name in allowed), suggestions=similar_names(value, allowed))
 
 
 def _check_backdrop(name: str, option: str = "backdrop") -> None:
@@ -197,7 +197,7 @@ def _check_backdrop(name: str, option: str = "backdrop") -> None:
         check_frame(name[len("image:"):])
         return
     raise HeadshotError("invalid_option", None, f"backdrop={name!r}", option=option, value=name,
-                        allowed=", ".join([*names, "color:#RRGGBB", "image:PATH"]))
+                        allowed=", ".join([*names, "color:#RRGGBB", "image:PATH"]), suggestions=similar_names(name, names))
 
 
 def normalized_request(values: dict, defaults: DefaultStyles) -> JobRequest:

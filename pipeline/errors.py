@@ -7,7 +7,10 @@ can act on it; `user_message()` is what a photographer reads, in their language.
 
 from __future__ import annotations
 
-from .i18n import N_, gettext_for
+import difflib
+from collections.abc import Iterable
+
+from .i18n import N_, current_language, gettext_for
 
 # Each code's message. "{file}" is replaced by the file's name; the other
 # fields come from the error's `params`.
@@ -26,6 +29,11 @@ MESSAGES: dict[str, str] = {
     "invalid_option": N_("Invalid option {option}: {value}. Allowed: {allowed}."),
     "internal_error": N_("Something went wrong while processing {file}. The log has the details: {log}."),
 }
+
+# Added to any error's message when its params carry `suggestions`, the valid names closest to a mistyped one.
+SUGGESTIONS_HINT = N_("Did you mean {names}?")
+# The maximum number of names one hint suggests. The message lists every allowed value anyway.
+MAX_SUGGESTIONS = 3
 
 
 def register_messages(messages: dict[str, str]) -> None:
@@ -52,7 +60,12 @@ class HeadshotError(Exception):
         """Return the message for a person, translated into `language` (default: the user's)."""
         _ = gettext_for(language)
         fields = {"file": self.path or "-", "log": "-", **self.params}
-        return _(MESSAGES[self.code]).format(**fields)
+        message = _(MESSAGES[self.code]).format(**fields)
+        suggestions = self.params.get("suggestions")
+        if suggestions:
+            names = _alternatives([suggestions] if isinstance(suggestions, str) else list(suggestions), language)
+            message = f"{message} {_(SUGGESTIONS_HINT).format(names=names)}"
+        return message
 
     def terminal_message(self, language: str | None = None) -> str:
         """Return the message with its stable code, as a command prints it: "Error file_empty: x.jpg is empty …"."""
@@ -70,3 +83,31 @@ class HeadshotError(Exception):
 def with_code(code: str, message: str, language: str | None = None) -> str:
     """Put an error's stable code before its message, so it can be searched for and quoted in a support request."""
     return gettext_for(language)(N_("Error {code}: {message}")).format(code=code, message=message)
+
+
+def similar_names(value, names: Iterable) -> list[str]:
+    """Return up to MAX_SUGGESTIONS of `names` that a mistyped `value` may have meant, for an error's `suggestions`.
+
+    Names that start with `value` come first ("rembrandt" finds rembrandt-left and rembrandt-right), then
+    difflib's close matches, closest first. Case is ignored. A value shorter than two characters matches
+    no prefix, because many names would start with it, and a number gets no suggestion (1 is no typo of 16).
+    """
+    word = str(value).strip().lower()
+    if not word or word.isdigit():
+        return []
+    by_lower = {str(name).lower(): str(name) for name in names if str(name)}
+    by_lower.pop(word, None)
+    starting = [lower for lower in by_lower if len(word) >= 2 and lower.startswith(word)]
+    close = difflib.get_close_matches(word, list(by_lower), n=MAX_SUGGESTIONS)
+    return [by_lower[lower] for lower in dict.fromkeys(starting + close)][:MAX_SUGGESTIONS]
+
+
+def _alternatives(names: list[str], language: str | None) -> str:
+    """Join names as alternatives in the language: "a, b or c" in Dutch, "a, b, or c" in English."""
+    from babel.core import UnknownLocaleError
+    from babel.lists import format_list
+
+    try:
+        return format_list(names, style="or", locale=language or current_language())
+    except (UnknownLocaleError, ValueError):
+        return ", ".join(names)

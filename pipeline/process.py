@@ -899,14 +899,21 @@ def _safe_part(name: str) -> str:
 
 
 def _check_choice(option: str, value, allowed) -> None:
+    from .errors import similar_names
+
     allowed = [str(name) for name in allowed]
     if str(value) not in allowed:
-        raise HeadshotError("invalid_option", None, f"{option}={value!r}", option=option, value=value if value != "" else '""', allowed=", ".join(allowed))
+        raise HeadshotError(
+            "invalid_option", None, f"{option}={value!r}", option=option, value=value if value != "" else '""', allowed=", ".join(allowed),
+            suggestions=similar_names(value, allowed),
+        )
 
 
 def _check_backdrop(name: str) -> None:
     """Accept a listed backdrop, a `color:#RRGGBB` or an `image:PATH` that is a picture; the backdrops module decides."""
     from .backdrops import parse_backdrop
+    from .errors import similar_names
+    from .styles import BACKDROP_PATTERNS
 
     try:
         parse_backdrop(name)
@@ -914,7 +921,11 @@ def _check_backdrop(name: str) -> None:
         if error.code != "invalid_option":
             raise
         allowed = error.params.get("allowed") or ", ".join(style_names("backdrop"))
-        raise HeadshotError("invalid_option", None, error.detail, option="--backdrop", value=name, allowed=allowed) from error
+        # Only whole names are suggested, not the patterns color:#RRGGBB and image:PATH.
+        names = [listed for listed in style_names("backdrop") if listed not in BACKDROP_PATTERNS]
+        raise HeadshotError(
+            "invalid_option", None, error.detail, option="--backdrop", value=name, allowed=allowed, suggestions=similar_names(name, names)
+        ) from error
 
 
 def _color_in_profile(convert, icc_profile: bytes, rgb: tuple[float, float, float]) -> tuple[float, float, float]:

@@ -263,6 +263,26 @@ def test_submit_invalid_option_exits_2(start_daemon, daemon_home, capsys):
     assert client.jobs() == []
 
 
+@pytest.mark.parametrize("language, expected", [
+    ("en", "Error invalid_option: Invalid option --light: rembrandt. Allowed: "),
+    ("nl", "Fout invalid_option: Ongeldige optie --light: rembrandt. Toegestaan: "),
+])
+def test_submit_suggests_light_names(start_daemon, daemon_home, capsys, monkeypatch, language, expected):
+    daemon, client = start_daemon()
+    frames = write_frames(daemon_home / "in", 1)
+    monkeypatch.setenv("HEADSHOT_LANG", language)
+
+    code, out, err = run_cli(capsys, "submit", *frames, "--no-start", "--json", "--light", "rembrandt")
+
+    hint = {"en": "Did you mean rembrandt-left or rembrandt-right?",
+            "nl": "Bedoelde je rembrandt-left of rembrandt-right?"}[language]
+    assert code == 2
+    assert err.strip().startswith(expected)
+    assert err.strip().endswith(f"rim-right. {hint}")
+    assert json_lines(out)[-1]["error"]["message"].endswith(f". {hint}")
+    assert client.jobs() == []
+
+
 def test_submit_stream_of_missing_file_exits_1(daemon_home, capsys):
     code, _out, err = run_cli(capsys, "submit", str(daemon_home / "absent.jpg"), "--stream", "--no-start")
 

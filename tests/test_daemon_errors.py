@@ -116,6 +116,28 @@ def test_unknown_style_or_option_is_rejected(start_daemon, daemon_home, options,
     assert client.jobs() == []
 
 
+@pytest.mark.parametrize("language, options, hint", [
+    ("en", {"lights": ["rembrandt"]}, "Did you mean rembrandt-left or rembrandt-right?"),
+    ("nl", {"lights": ["rembrandt"]}, "Bedoelde je rembrandt-left of rembrandt-right?"),
+    ("en", {"backdrops": ["studio-gry"]}, "Did you mean studio-grey?"),
+    ("nl", {"crops": ["pasport"]}, "Bedoelde je passport of us-passport?"),
+])
+def test_mistyped_style_gets_suggestion(start_daemon, daemon_home, language, options, hint):
+    daemon, client = start_daemon()
+    frames = write_frames(daemon_home / "in", 1)
+
+    with DaemonClient(daemon.address, language=language) as translated:
+        with pytest.raises(DaemonError) as submitted:
+            translated.submit(JobRequest(frames=frames, **{**ONE_VARIANT, **options}))
+        with pytest.raises(DaemonError) as uploaded:
+            translated.upload(JobRequest(frames=frames, **{**ONE_VARIANT, **options}))
+
+    for rejected in (submitted.value, uploaded.value):
+        assert rejected.code == "invalid_option"
+        assert rejected.message.endswith(f". {hint}")
+    assert client.jobs() == []
+
+
 def test_error_carries_rich_status_in_dutch(start_daemon, daemon_home):
     from google.rpc import error_details_pb2
     from grpc_status import rpc_status

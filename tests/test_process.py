@@ -274,6 +274,63 @@ def test_cli_invalid_option_exits_2_in_dutch(tmp_path, astronaut_png, capsys, mo
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "language", "hint"),
+    [
+        ("lights", ["rembrandt"], "en", "Did you mean rembrandt-left or rembrandt-right?"),
+        ("lights", ["rembrandt"], "nl", "Bedoelde je rembrandt-left of rembrandt-right?"),
+        ("backdrops", ["whte"], "en", "Did you mean white?"),
+        ("backdrops", ["whte"], "nl", "Bedoelde je white?"),
+        ("crops", ["pasport"], "en", "Did you mean passport or us-passport?"),
+        ("retouch", "glam", "nl", "Bedoelde je glamour?"),
+        ("output_format", "jpg", "en", "Did you mean jpeg or png?"),
+    ],
+)
+def test_mistyped_name_gets_suggestion(astronaut_png, field, value, language, hint):
+    from pipeline.process import validate_request
+
+    request = JobRequest(frames=[str(astronaut_png)])
+    setattr(request, field, value)
+    with pytest.raises(HeadshotError) as caught:
+        validate_request(request)
+
+    message = caught.value.user_message(language)
+    assert caught.value.code == "invalid_option"
+    assert message.endswith(f". {hint}")
+
+
+@pytest.mark.parametrize(("field", "value"), [("lights", ["disco"]), ("backdrops", ["color:#12345"]), ("bit_depth", 12)])
+def test_unlike_name_gets_no_suggestion(astronaut_png, field, value):
+    from pipeline.process import validate_request
+
+    request = JobRequest(frames=[str(astronaut_png)])
+    setattr(request, field, value)
+    with pytest.raises(HeadshotError) as caught:
+        validate_request(request)
+
+    assert caught.value.code == "invalid_option"
+    assert "Did you mean" not in caught.value.user_message("en")
+    assert "Bedoelde je" not in caught.value.user_message("nl")
+
+
+@pytest.mark.parametrize(("language", "expected"), [
+    ("en", "Error invalid_option: Invalid option --light: rembrandt. Allowed: "),
+    ("nl", "Fout invalid_option: Ongeldige optie --light: rembrandt. Toegestaan: "),
+])
+def test_cli_suggests_light_names(tmp_path, astronaut_png, capsys, monkeypatch, language, expected):
+    from daemon.cli import main
+
+    monkeypatch.setenv("HEADSHOT_LANG", language)
+    code = main(["process", str(astronaut_png), "--out", str(tmp_path / "out"), "--light", "rembrandt"])
+
+    error = capsys.readouterr().err.strip()
+    assert code == 2
+    assert error.startswith(expected)
+    assert error.endswith({"en": "rim-right. Did you mean rembrandt-left or rembrandt-right?",
+                           "nl": "rim-right. Bedoelde je rembrandt-left of rembrandt-right?"}[language])
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_summary_names_skipped_frames(tmp_path, astronaut_png, capsys):
     require_parts()
     from daemon.cli import main
