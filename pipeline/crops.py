@@ -1,5 +1,6 @@
 """Headshot crops framed from the face mesh and the matte: head levelled, consistent headroom, and the
-passport formats' head-size rules; applied as one rotate-crop-resize resampling.
+passport formats' head-size rules; applied as one rotate-crop-resize resampling, or as a resize or a slice
+where the crop is already upright.
 """
 
 from __future__ import annotations
@@ -163,12 +164,16 @@ def plan_crop(
 def apply_crop(image: torch.Tensor, plan: CropPlan, fill: torch.Tensor | None = None) -> torch.Tensor:
     """Rotate, crop and resize `image` (C, H, W) in one resampling; "original" returns `image` itself.
 
-    Where the crop reaches past the frame, `fill` is used: a tensor of the output's size (C, h, w), or a
+    An upright crop inside the image is a slice of it, resized where the sizes differ (its corner then rounds
+    to a whole pixel). Where the crop reaches past the frame, `fill` is used: a tensor of the output's size (C, h, w), or a
     colour (C, 1, 1). Without it the colours at the frame's edge are carried on smoothly.
     """
     channels, height, width = image.shape
     if plan.name == "original":
         return image
+    window = _upright_window(plan, width, height)
+    if window is not None and (image.device.type == "cpu" or window[2:] == (plan.output_width, plan.output_height)):
+        return _resize_window(image, window, plan)
 
     # 1. Cut the part of the frame the crop covers, with a margin for the interpolation kernel.
     angle = math.radians(plan.angle_degrees)
@@ -221,6 +226,39 @@ def apply_crop(image: torch.Tensor, plan: CropPlan, fill: torch.Tensor | None = 
         fill = _extended_fill(image, plan, corners)
     fill = fill.to(device=sampled.device, dtype=sampled.dtype).expand_as(sampled)
     return torch.lerp(fill, sampled, inside)
+
+
+def _upright_window(plan: CropPlan, width: int, height: int) -> tuple[int, int, int, int] | None:
+    """Return (x0, y0, width, height) in whole pixels for an upright crop inside the image, else None.
+
+    The window is the crop's rectangle rounded to whole pixels: it moves the crop by half a pixel at most.
+    """
+    if plan.angle_degrees != 0.0 or plan.reaches_past_edge:
+        return None
+    x0, y0 = round(plan.center_x - plan.width / 2), round(plan.center_y - plan.height / 2)
+    window_width, window_height = max(1, round(plan.width)), max(1, round(plan.height))
+    if x0 < 0 or y0 < 0 or x0 + window_width > width or y0 + window_height > height:
+        return None
+    return x0, y0, window_width, window_height
+
+
+def _resize_window(image: torch.Tensor, window: tuple[int, int, int, int], plan: CropPlan) -> torch.Tensor:
+    """Return the upright crop: the window itself at the output's size, else the window resized (CPU only).
+
+    A resize is separable and takes a fifth of the time of a rotating resampling. It averages areas where
+    the crop shrinks to half or less, as `apply_crop` does, and is cubic otherwise.
+    """
+    import cv2
+
+    x0, y0, window_width, window_height = window
+    part = image[:, y0 : y0 + window_height, x0 : x0 + window_width]
+    if (window_width, window_height) == (plan.output_width, plan.output_height):
+        return part.clamp(0, 1)
+    interpolation = cv2.INTER_AREA if window_width >= 2 * plan.output_width else cv2.INTER_CUBIC
+    output = torch.empty((image.shape[0], plan.output_height, plan.output_width), dtype=torch.float32)
+    for channel, plane in enumerate(part.float().numpy()):
+        cv2.resize(plane, (plan.output_width, plan.output_height), dst=output[channel].numpy(), interpolation=interpolation)
+    return output.clamp_(0, 1)
 
 
 def extend_frame(

@@ -213,6 +213,27 @@ def test_opencv_and_torch_resampling_agree(astronaut_rgb):
         assert float((by_opencv - by_torch).abs().mean()) < 0.01, block
 
 
+def test_upright_crop_resizes_as_the_rotating_path_samples(astronaut_rgb):
+    from pipeline.crops import _resample_opencv
+
+    # The same upright crop by the window resize and by the general resampling, enlarging and shrinking.
+    image = to_tensor(astronaut_rgb)
+    for width, output, block in ((180.0, 240, 1), (300.0, 240, 1), (420.0, 100, 4)):
+        plan = CropPlan("square", 250.0, 240.0, 0.0, width, width, output, output, False)
+        step = width / output
+        affine = np.array([[step, 0.0, 250.0 - width / 2 + 0.5 * step], [0.0, step, 240.0 - width / 2 + 0.5 * step]])
+        general = _resample_opencv(image, block, affine / block, (output, output)).clamp(0, 1)
+        resized = apply_crop(image, plan)
+        assert resized.shape == (3, output, output)
+        assert float((resized - general).abs().mean()) < (0.001 if block == 1 else 0.02), width
+
+
+def test_upright_crop_at_output_size_is_a_slice(astronaut_rgb):
+    image = to_tensor(astronaut_rgb)
+    plan = CropPlan("square", 250.0, 240.0, 0.0, 200.0, 200.0, 200, 200, False)
+    assert torch.equal(apply_crop(image, plan), image[:, 140:340, 150:350])
+
+
 def _canvas_variant(rgb: np.ndarray, plan, face, matte, backdrop: str):
     """Carry the frame past its edges on a canvas around the crop, replace the backdrop and cut the crop,
     as the process stage does; return the output and each output pixel's source position (x, y)."""
