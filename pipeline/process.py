@@ -354,7 +354,8 @@ class _Job:
         photo = replace(photo, pixels=None)
         self._log_stage(
             frame, Stage.reading, started,
-            f"{width}x{height} {info.format} {info.bit_depth}-bit, decoded at {decoded_scale:.3f}, region {region.box} at {region.scale_x:.3f}",
+            f"{width}x{height} {info.format} {info.bit_depth}-bit, decoded at {decoded_scale:.3f}, region {tuple(round(float(value)) for value in region.box)} "
+            f"at {region.scale_x:.3f}{f', levelled by {math.degrees(region.angle):.2f}°' if region.levelled else ''}",
         )
 
         # 3. The matte (when a variant changes the backdrop or light) and one retouch per preset: the helper thread
@@ -385,7 +386,8 @@ class _Job:
         for preset, base in bases.items():
             self._render_variants_of(pool, context, preset, base)
         del bases, matte
-        return {"region": {"box": list(region.box), "scale": round(region.scale_x, 4)}}
+        return {"region": {"box": [round(float(value), 2) for value in region.box], "scale": round(region.scale_x, 4),
+                           "angle_degrees": round(math.degrees(region.angle), 3)}}
 
     def _matte_and_edge(self, frame: str, image: torch.Tensor, faces: list[Face], region: "CropRegion", with_edge: bool):
         """Return the matte of `image` and, with `with_edge`, its `EdgeColours` over `image` and its light-wrap
@@ -731,6 +733,10 @@ class CropRegion:
     width: int  # working size after scaling
     height: int
     picture: tuple[int, int, int, int] | None = None  # the frame's part inside black bars; None: all of it
+    # Levelled: the box is in the frame turned by -angle (radians) about its origin, so the crops' own roll is
+    # taken out when the region is cut and the sharpest crop is a plain slice of it. See `levelled_around`.
+    levelled: bool = False
+    angle: float = 0.0
 
     @property
     def picture_box(self) -> tuple[int, int, int, int]:
@@ -757,8 +763,13 @@ class CropRegion:
         """Return the union of the crops' rotated rectangles plus a margin, at the scale the sharpest crop needs.
 
         `picture` is the frame's part inside black bars; the region treats its edges as the frame's.
+        Crops that share one roll and stay inside the picture get a levelled region (`levelled_around`).
         """
         plans = list(plans)
+        if not keep_full_frame and plans:
+            levelled = cls.levelled_around(plans, frame_width, frame_height, picture)
+            if levelled is not None:
+                return levelled
         bounds = [_plan_bounds(plan) for plan in plans]
         if keep_full_frame:
             bounds.append((0.0, 0.0, float(frame_width), float(frame_height)))
@@ -786,12 +797,61 @@ class CropRegion:
         height = max(1, round((bottom - top) * scale))
         return cls(left, top, right, bottom, frame_width, frame_height, width, height, picture)
 
+    @classmethod
+    def levelled_around(
+        cls, plans: list, frame_width: int, frame_height: int, picture: tuple[int, int, int, int] | None = None
+    ) -> "CropRegion | None":
+        """Return a levelled region around crops that share one roll, or None where it does not fit.
+
+        The region is cut from the frame turned upright by that roll, at exactly the scale of its sharpest crop
+        (never above 1). Its corner is placed so that this crop's corner falls on a whole pixel, which makes that
+        crop a slice of the region. The roll then costs one resampling of the region, not one per crop and
+        backdrop. None when the crops' rolls differ or a crop reaches past the picture.
+        """
+        if len({plan.angle_degrees for plan in plans}) != 1 or any(plan.reaches_past_edge for plan in plans):
+            return None
+        angle = math.radians(plans[0].angle_degrees)
+        cos, sin = math.cos(angle), math.sin(angle)
+        rectangles = []
+        for plan in plans:
+            center_x, center_y = cos * plan.center_x + sin * plan.center_y, -sin * plan.center_x + cos * plan.center_y
+            rectangles.append((center_x - plan.width / 2, center_y - plan.height / 2, center_x + plan.width / 2, center_y + plan.height / 2))
+        sharpest = max(range(len(plans)), key=lambda index: max(plans[index].output_width / plans[index].width, plans[index].output_height / plans[index].height))
+        scale_x, scale_y = plans[sharpest].output_width / plans[sharpest].width, plans[sharpest].output_height / plans[sharpest].height
+        if max(scale_x, scale_y) > 1.0:
+            scale_x = scale_y = 1.0
+        left, top = min(box[0] for box in rectangles), min(box[1] for box in rectangles)
+        right, bottom = max(box[2] for box in rectangles), max(box[3] for box in rectangles)
+
+        # The margin as for a straight region. Where the turned region's corners pass the picture's edge, no crop
+        # reaches, and the cut mirrors the picture there.
+        margin = max(REGION_MARGIN_MIN_PX, REGION_MARGIN * max(right - left, bottom - top))
+        corner_x, corner_y = rectangles[sharpest][:2]
+        region_left = corner_x - math.ceil((corner_x - left + margin) * scale_x - 1e-6) / scale_x
+        region_top = corner_y - math.ceil((corner_y - top + margin) * scale_y - 1e-6) / scale_y
+        width = math.ceil((right + margin - region_left) * scale_x - 1e-6)
+        height = math.ceil((bottom + margin - region_top) * scale_y - 1e-6)
+        return cls(region_left, region_top, region_left + width / scale_x, region_top + height / scale_y, frame_width,
+                   frame_height, width, height, picture, levelled=True, angle=angle)
+
+    def to_levelled(self, points: np.ndarray) -> np.ndarray:
+        """Return frame points (N, 2) in the coordinates of the region's box: turned by -angle when levelled."""
+        if not self.levelled:
+            return points
+        cos, sin = math.cos(self.angle), math.sin(self.angle)
+        x, y = points[:, 0], points[:, 1]
+        return np.stack([cos * x + sin * y, -sin * x + cos * y], axis=1).astype(points.dtype)
+
     def cut(self, pixels: np.ndarray, pixels_scale: float = 1.0) -> np.ndarray:
         """Cut the region out of (H, W, 3) pixels at the working size; past the frame's edge it is left black.
 
         `pixels_scale` is the pixels' size relative to the frame (below 1 for a reduced decode); the cut
         is then placed to the nearest decoded pixel. `crops.extend_frame` fills the part past the edge.
+        A levelled region is shrunk by area averaging where it is smaller than the pixels, then turned
+        with a cubic resampling.
         """
+        if self.levelled:
+            return self._cut_levelled(pixels, pixels_scale)
         picture_left, picture_top, picture_right, picture_bottom = self.picture_box
         left, top = max(picture_left, self.left), max(picture_top, self.top)
         right, bottom = min(picture_right, self.right), min(picture_bottom, self.bottom)
@@ -805,9 +865,42 @@ class CropRegion:
         canvas[y0:y1, x0:x1] = inside
         return canvas
 
+    def _cut_levelled(self, pixels: np.ndarray, pixels_scale: float) -> np.ndarray:
+        # 1. The part of the picture under the turned region (past its edge the cut mirrors it, black bars
+        #    included), shrunk by area averaging where the region is smaller.
+        cos, sin = math.cos(self.angle), math.sin(self.angle)
+        corners = np.array([(cos * x - sin * y, sin * x + cos * y) for x in (self.left, self.right) for y in (self.top, self.bottom)])
+        corners = corners * pixels_scale
+        picture_left, picture_top, picture_right, picture_bottom = (round(value * pixels_scale) for value in self.picture_box)
+        x0 = max(picture_left, math.floor(corners[:, 0].min()) - 4)
+        y0 = max(picture_top, math.floor(corners[:, 1].min()) - 4)
+        x1 = min(picture_right, pixels.shape[1], math.ceil(corners[:, 0].max()) + 4)
+        y1 = min(picture_bottom, pixels.shape[0], math.ceil(corners[:, 1].max()) + 4)
+        part = pixels[y0:y1, x0:x1]
+        shrink = min(1.0, max(self.scale_x, self.scale_y) / pixels_scale)
+        factor_x = factor_y = 1.0
+        if shrink < FULL_SIZE_SCALE:
+            size = (max(1, round(part.shape[1] * shrink)), max(1, round(part.shape[0] * shrink)))
+            factor_x, factor_y = size[0] / part.shape[1], size[1] / part.shape[0]
+            part = cv2.resize(part, size, interpolation=cv2.INTER_AREA)
+
+        # 2. The map from a region pixel (its centre at index + 0.5) to the part's pixel indices, then one cubic
+        #    resampling. OpenCV puts a pixel's centre on its index.
+        step_x, step_y = pixels_scale / self.scale_x, pixels_scale / self.scale_y
+        origin_x = pixels_scale * (cos * (self.left + 0.5 / self.scale_x) - sin * (self.top + 0.5 / self.scale_y))
+        origin_y = pixels_scale * (sin * (self.left + 0.5 / self.scale_x) + cos * (self.top + 0.5 / self.scale_y))
+        inverse = np.array([
+            [factor_x * cos * step_x, -factor_x * sin * step_y, factor_x * (origin_x - x0) - 0.5],
+            [factor_y * sin * step_x, factor_y * cos * step_y, factor_y * (origin_y - y0) - 0.5],
+        ])
+        return cv2.warpAffine(part, inverse, (self.width, self.height), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REFLECT_101)
+
     @property
     def inside_window(self) -> tuple[int, int, int, int]:
         """Return (x0, y0, x1, y1): where the frame's picture lies in the working-size region."""
+        if self.levelled:
+            return 0, 0, self.width, self.height
         picture_left, picture_top, picture_right, picture_bottom = self.picture_box
         x0 = round((max(picture_left, self.left) - self.left) * self.scale_x)
         y0 = round((max(picture_top, self.top) - self.top) * self.scale_y)
@@ -823,35 +916,43 @@ class CropRegion:
         """Return a face in region pixels."""
         scale_x, scale_y = self.scale_x, self.scale_y
         x, y, width, height = face.box
-        offset = np.array([self.left, self.top], dtype=np.float32)
-        scale = np.array([scale_x, scale_y], dtype=np.float32)
+        offset = np.array([self.left, self.top], dtype=np.float64)
+        scale = np.array([scale_x, scale_y], dtype=np.float64)
         landmarks = None
         if face.landmarks is not None:
             landmarks = face.landmarks.astype(np.float32).copy()
-            landmarks[:, :2] = (landmarks[:, :2] - offset) * scale
+            landmarks[:, :2] = (self.to_levelled(landmarks[:, :2].astype(np.float64)) - offset) * scale
             landmarks[:, 2] *= scale_x
+        # The box keeps its size; a levelled region moves its centre.
+        center_x, center_y = self.to_levelled(np.array([[x + width / 2, y + height / 2]]))[0]
         return Face(
-            box=((x - self.left) * scale_x, (y - self.top) * scale_y, width * scale_x, height * scale_y),
+            box=((center_x - width / 2 - self.left) * scale_x, (center_y - height / 2 - self.top) * scale_y, width * scale_x, height * scale_y),
             score=face.score,
-            keypoints=(np.asarray(face.keypoints, dtype=np.float32) - offset) * scale,
+            keypoints=((self.to_levelled(np.asarray(face.keypoints, dtype=np.float64)) - offset) * scale).astype(np.float32),
             landmarks=landmarks,
         )
 
     def plan(self, plan):
-        """Return a crop plan in region pixels; the output size stays as planned, and the region covers the crop."""
+        """Return a crop plan in region pixels; the output size stays as planned, and the region covers the crop.
+
+        In a levelled region the crop's roll is already taken out.
+        """
+        center_x, center_y = self.to_levelled(np.array([[plan.center_x, plan.center_y]], dtype=np.float64))[0]
+        angle = plan.angle_degrees - math.degrees(self.angle) if self.levelled else plan.angle_degrees
         return _replace(
             plan,
             reaches_past_edge=False,
-            center_x=(plan.center_x - self.left) * self.scale_x,
-            center_y=(plan.center_y - self.top) * self.scale_y,
+            center_x=float(center_x - self.left) * self.scale_x,
+            center_y=float(center_y - self.top) * self.scale_y,
+            angle_degrees=0.0 if abs(angle) < 1e-9 else angle,
             width=plan.width * self.scale_x,
             height=plan.height * self.scale_y,
         )
 
     def full_frame(self, image: torch.Tensor) -> torch.Tensor:
         """Return the whole frame from a region tensor at scale 1."""
-        if abs(self.scale_x - 1.0) > 1e-9 or abs(self.scale_y - 1.0) > 1e-9:
-            raise ValueError("the as-shot crop needs the region at full resolution")
+        if abs(self.scale_x - 1.0) > 1e-9 or abs(self.scale_y - 1.0) > 1e-9 or self.levelled:
+            raise ValueError("the as-shot crop needs the region straight and at full resolution")
         x0, y0, x1, y1 = self.inside_window
         return image[:, y0:y1, x0:x1]
 

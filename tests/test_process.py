@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import math
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,7 @@ import pytest
 from PIL import Image
 
 from pipeline.errors import HeadshotError
+from pipeline.faces import Face
 from pipeline.request import JobRequest
 
 PARTS = ("pipeline.photo_io", "pipeline.analysis", "pipeline.selection", "pipeline.matte", "pipeline.backdrops", "pipeline.crops", "pipeline.relight")
@@ -463,6 +465,59 @@ def test_crop_region_margin_and_scale():
     assert reduced.scale_x == pytest.approx(0.5, abs=0.02)
     assert not reduced.reaches_past_edge
     assert reduced.cut(frame).shape[:2] == (reduced.height, reduced.width)
+
+
+@pytest.mark.parametrize("pixels_scale", [1.0, 0.5])
+def test_levelled_region_takes_out_the_roll(astronaut_rgb, pixels_scale):
+    from pipeline.crops import CropPlan, apply_crop
+    from pipeline.process import CropRegion, _region_tensor
+
+    # 1. Two crops with one roll: the square is the sharper (1:1), the portrait shrinks 0.8×.
+    square = CropPlan("square", 260.3, 250.6, 4.0, 300.0, 300.0, 300, 300, False)
+    portrait = CropPlan("portrait", 255.0, 270.0, 4.0, 300.0, 375.0, 240, 300, False)
+    region = CropRegion.around([square, portrait], 512, 512, keep_full_frame=False)
+    assert region.levelled
+    assert (region.scale_x, region.scale_y) == pytest.approx((1.0, 1.0))
+
+    # 2. In the region the square is upright, its corner on a whole pixel and one region pixel per output pixel.
+    in_region = region.plan(square)
+    assert in_region.angle_degrees == 0.0
+    assert in_region.center_x - in_region.width / 2 == pytest.approx(round(in_region.center_x - in_region.width / 2), abs=1e-6)
+
+    # 3. Its crop matches the one resampled straight from the frame. The portrait is resampled twice, and a
+    #    reduced decode has half the detail, so those are a little softer.
+    pixels = astronaut_rgb if pixels_scale == 1.0 else cv2.resize(astronaut_rgb, (256, 256), interpolation=cv2.INTER_AREA)
+    image = _region_tensor(region.cut(pixels, pixels_scale))
+    assert image.shape == (3, region.height, region.width)
+    frame = _region_tensor(astronaut_rgb)
+    limits = {"square": 0.002, "portrait": 0.012} if pixels_scale == 1.0 else {"square": 0.03, "portrait": 0.03}
+    for plan in (square, portrait):
+        straight = apply_crop(frame, plan)
+        levelled = apply_crop(image, region.plan(plan))
+        assert levelled.shape == straight.shape
+        assert float((levelled - straight).abs().mean()) < limits[plan.name], plan.name
+        # The portrait's window is rounded to whole region pixels: it may move by half a pixel at most.
+        shift_x, shift_y = cv2.phaseCorrelate(straight[1].numpy(), levelled[1].numpy())[0]
+        assert math.hypot(shift_x, shift_y) < (0.05 if plan.name == "square" else 0.5), plan.name
+
+    # 4. Landmarks move with the pixels: the nose tip of the region's face is where the region shows it.
+    face = Face(box=(200.0, 150.0, 100.0, 120.0), score=0.9, keypoints=np.array([[280.0, 230.0]] * 6, dtype=np.float32))
+    x, y = region.face(face).keypoints[2]
+    frame_x = region.left + x / region.scale_x
+    frame_y = region.top + y / region.scale_y
+    cos, sin = math.cos(region.angle), math.sin(region.angle)
+    assert (cos * frame_x - sin * frame_y, sin * frame_x + cos * frame_y) == pytest.approx((280.0, 230.0), abs=1e-3)
+
+
+def test_crop_region_straight_when_rolls_differ():
+    from pipeline.crops import CropPlan
+    from pipeline.process import CropRegion
+
+    # The as-shot crop keeps the frame's pixels, so its region stays straight too.
+    square = CropPlan("square", 260.0, 250.0, 4.0, 300.0, 300.0, 300, 300, False)
+    assert not CropRegion.around([square], 512, 512, keep_full_frame=True).levelled
+    other_roll = CropPlan("portrait", 255.0, 270.0, 3.0, 300.0, 375.0, 240, 300, False)
+    assert not CropRegion.around([square, other_roll], 512, 512, keep_full_frame=False).levelled
 
 
 def test_crop_region_cut_past_frame_edge():
