@@ -32,6 +32,9 @@ COARSE_CONTRAST = 3.0
 EAR_WIDTH, EAR_HEIGHT = 0.14, 0.38
 EAR_CHROMA_DISTANCE, EAR_MIN_BRIGHTNESS, EAR_MIN_SCORE, EAR_OPENING = 3.0, 0.35, 0.35, 0.02
 EAR_EDGE = 0.02  # of the face width: the ears' rim left to the colour model
+# The rim of the mesh's outline, in face widths, where pixels nearer the backdrop's colour than the skin's (by
+# the factor HULL_RIM_MARGIN) are not held solid.
+HULL_RIM, HULL_RIM_MARGIN = 0.06, 2.5
 # Partial alpha farther than STRAY_REACH face widths from the matte's core fades to 0 over STRAY_FADE more.
 STRAY_REACH, STRAY_FADE = 0.06, 0.04
 SUPPORT_MARGIN = 0.035  # of the face width: how far past the coarse mask a strand of hair may reach
@@ -68,7 +71,7 @@ def person_matte(image: torch.Tensor, faces: list[Face] | None = None) -> torch.
     face_masks = []
     sure_hair = torch.zeros_like(coarse)
     for face in faces:
-        hull = _face_mask(face, work_scale, work_size)
+        hull = _trimmed_hull(face, work_scale, guide, _face_mask(face, work_scale, work_size), coarse)
         solid = torch.maximum(hull, _skull_mask(face, work_scale, work_size))
         face_masks.append(torch.maximum(solid, _ear_mask(face, work_scale, guide, hull, coarse)))
         hair_zone = _skull_mask(face, work_scale, work_size, HAIR_ZONE_GROWTH)
@@ -554,15 +557,8 @@ def _ear_mask(face: Face, scale: float, guide: torch.Tensor, hull: torch.Tensor,
         return empty
 
     # 1. Skin like the face's: chromaticity within EAR_CHROMA_DISTANCE robust deviations, not much darker.
-    colour = guide[:3].clamp_min(1e-4)
-    brightness = colour.sum(0)
-    chroma = colour[:2] / brightness
-    on_face_tensor = torch.from_numpy(on_face).to(chroma.device)
-    samples = chroma[:, on_face_tensor]
-    median = samples.median(dim=1).values
-    spread = (samples - median[:, None]).abs().median(dim=1).values.clamp_min(0.004) * 1.4826
-    distance = (((chroma - median[:, None, None]) / spread[:, None, None]) ** 2).sum(0).sqrt()
-    skin = (distance < EAR_CHROMA_DISTANCE) & (brightness > EAR_MIN_BRIGHTNESS * float(brightness[on_face_tensor].median()))
+    distance, brightness = _skin_distance(guide, hull[0] > 0.5)
+    skin = (distance < EAR_CHROMA_DISTANCE) & (brightness > EAR_MIN_BRIGHTNESS * float(brightness[hull[0] > 0.5].median()))
     # NOTE: a greyscale photo has no chromaticity to compare, so there only brightness and the model's score decide.
     skin = (skin & (coarse[0] >= EAR_MIN_SCORE)).cpu().numpy()
 
@@ -591,6 +587,62 @@ def _ear_mask(face: Face, scale: float, guide: torch.Tensor, hull: torch.Tensor,
     edge = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(1, round(EAR_EDGE * face_width)) + 1,) * 2)
     ears = (cv2.erode(ears.astype(np.uint8), edge) > 0) | on_face
     return torch.from_numpy(ears.astype(np.float32))[None].to(hull.device)
+
+
+def _skin_distance(guide: torch.Tensor, on_face: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return each pixel's chromaticity distance (h, w) from the face's skin, in robust deviations, and its brightness.
+
+    Chromaticity (r and g over r + g + b) stays the same in shade, so a cheek turned from the light is still near.
+    """
+    colour = guide[:3].clamp_min(1e-4)
+    brightness = colour.sum(0)
+    chroma = colour[:2] / brightness
+    samples = chroma[:, on_face.to(chroma.device)]
+    median = samples.median(dim=1).values
+    spread = (samples - median[:, None]).abs().median(dim=1).values.clamp_min(0.004) * 1.4826
+    return (((chroma - median[:, None, None]) / spread[:, None, None]) ** 2).sum(0).sqrt(), brightness
+
+
+def _trimmed_hull(face: Face, scale: float, guide: torch.Tensor, hull: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+    """Return the mesh's `hull` without the pixels of its rim that look like the backdrop beside them.
+
+    On a turned face the mesh's outline may lie a little past the cheek, and held solid it carried a strip of the
+    old backdrop along the cheek and jaw. Within HULL_RIM face widths inside the outline, a pixel nearer in colour
+    to the backdrop just outside (where the model scores no person) than to the skin just inside, by the factor
+    HULL_RIM_MARGIN, is left to the colour model.
+    """
+    import cv2
+
+    on_face = hull[0] > 0.5
+    if face.landmarks is None or int(on_face.sum()) < 32:
+        return hull
+    points = face.landmarks[:, :2] * scale
+    face_width = float(np.hypot(*(points[LEFT_FACE_EDGE] - points[RIGHT_FACE_EDGE])))
+    radius = round(HULL_RIM * face_width)
+    if radius < 1:
+        return hull
+
+    # 1. Sure skin inside the rim and sure backdrop in a band outside the outline, as local mean colours.
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+    face_mask = on_face.cpu().numpy().astype(np.uint8)
+    inner = torch.from_numpy(cv2.erode(face_mask, kernel).astype(np.float32))[None].to(hull.device)
+    beyond = torch.from_numpy((cv2.dilate(face_mask, kernel, iterations=2) - face_mask).astype(np.float32))[None]
+    beyond = beyond.to(hull.device) * (coarse < 0.5)
+    window = 2 * radius
+    skin = box_mean(guide[:3] * inner, window) / box_mean(inner, window).clamp_min(1e-4)
+    backdrop_weight = box_mean(beyond, window)
+    backdrop = box_mean(guide[:3] * beyond, window) / backdrop_weight.clamp_min(1e-4)
+
+    # 2. Rim pixels nearer the backdrop's colour, where both sides were seen, joined to the outside: a glasses'
+    #    arm or a shadow within the cheek stays solid.
+    to_skin = (guide[:3] - skin).norm(dim=0)
+    to_backdrop = (guide[:3] - backdrop).norm(dim=0)
+    rim = on_face & (inner[0] < 0.5)
+    foreign = (rim & (backdrop_weight[0] > 0.05) & (to_backdrop * HULL_RIM_MARGIN < to_skin)).cpu().numpy()
+    outside = face_mask == 0
+    count, labels = cv2.connectedComponents((foreign | outside).astype(np.uint8), connectivity=4)
+    joined = np.isin(labels, np.unique(labels[outside])) & foreign
+    return hull.masked_fill(torch.from_numpy(joined)[None].to(hull.device), 0.0)
 
 
 def _subject_support(coarse: torch.Tensor, face_masks: list[torch.Tensor], margin: float) -> torch.Tensor:

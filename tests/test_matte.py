@@ -273,3 +273,34 @@ def test_grey_hair_before_a_pale_window_stays_subject(shared_photos, name):
 
     assert sure_hair.sum() > 5000
     assert (matte[sure_hair] < 0.5).mean() < 0.01  # 4 % of it was cut away before
+
+
+def test_trimmed_hull_drops_overshoot_keeps_inner_pale():
+    from pipeline.faces import LEFT_FACE_EDGE, RIGHT_FACE_EDGE, Face
+    from pipeline.matte import _face_mask, _trimmed_hull
+
+    # 1. A skin-coloured face of radius 86 on a white backdrop, and a mesh outline of radius 92 around it, as a
+    #    turned face's outline lies past the cheek. A pale arm of glasses runs along the face's edge, inside it:
+    #    backdrop-coloured, but not joined to the backdrop.
+    size = 300
+    rows, columns = np.mgrid[:size, :size]
+    distance = np.hypot(columns + 0.5 - 150, rows + 0.5 - 150)
+    angle = np.degrees(np.arctan2(rows + 0.5 - 150, columns + 0.5 - 150))
+    rgb = np.full((size, size, 3), 0.97, dtype=np.float32)
+    rgb[distance <= 86] = [0.62, 0.42, 0.32]
+    arm = (distance >= 82.5) & (distance <= 84.5) & (np.abs(angle) < 40)
+    rgb[arm] = 0.93
+    angles = np.linspace(0, 2 * np.pi, 478, endpoint=False)
+    landmarks = np.stack([150 + 92 * np.cos(angles), 150 + 92 * np.sin(angles), np.zeros(478)], axis=1).astype(np.float32)
+    landmarks[RIGHT_FACE_EDGE, :2], landmarks[LEFT_FACE_EDGE, :2] = (58, 150), (242, 150)
+    face = Face(box=(58.0, 58.0, 184.0, 184.0), score=0.9, keypoints=np.zeros((6, 2), np.float32), landmarks=landmarks)
+    guide = torch.from_numpy(rgb).permute(2, 0, 1)
+    coarse = torch.from_numpy((distance <= 88).astype(np.float32))[None]
+
+    # 2. The outline's overshoot on white goes to the colour model; the face and the glasses' arm stay solid.
+    hull = _face_mask(face, 1.0, (size, size))
+    trimmed = _trimmed_hull(face, 1.0, guide, hull, coarse)[0].numpy() > 0.5
+    overshoot = (hull[0].numpy() > 0.5) & (distance > 87)
+    assert trimmed[overshoot].mean() < 0.05
+    assert trimmed[distance <= 85].all()
+    assert trimmed[arm].all()
