@@ -52,14 +52,15 @@ class _Framing:
 
 
 # Social formats: the loose end is a classic head-and-shoulders headshot, the tight end a close headshot
-# whose hair almost touches the top. Eye and face ranges keep a margin inside the published rules
+# with the hair 4 % of the height below the top. Where a tightly shot frame has less room above the hair,
+# the crop reaches past the top and the picture continues there as backdrop. Eye and face ranges keep a margin inside the published rules
 # (square for LinkedIn: eyes 35–45 % from the top, face centred within 5 %), because landmarks found
 # again on the output move by a fraction of a percent.
 FRAMINGS: dict[str, _Framing] = {
-    "square": _Framing(1.0, (0.50, 0.70), (0.36, 0.44), (0.0, 0.20), False, 0.5, 0.03),
-    "portrait": _Framing(4 / 5, (0.42, 0.64), (0.32, 0.42), (0.0, 0.20), False, 0.5, 0.03),
-    "classic": _Framing(2 / 3, (0.36, 0.52), (0.30, 0.40), (0.0, 0.22), False, 0.5, 0.03),
-    "banner": _Framing(16 / 9, (0.50, 0.72), (0.34, 0.45), (0.0, 0.22), False, 2 / 3, 1 / 6),
+    "square": _Framing(1.0, (0.50, 0.70), (0.36, 0.44), (0.04, 0.20), False, 0.5, 0.03),
+    "portrait": _Framing(4 / 5, (0.42, 0.64), (0.32, 0.42), (0.04, 0.20), False, 0.5, 0.03),
+    "classic": _Framing(2 / 3, (0.36, 0.52), (0.30, 0.40), (0.04, 0.22), False, 0.5, 0.03),
+    "banner": _Framing(16 / 9, (0.50, 0.72), (0.34, 0.45), (0.04, 0.22), False, 2 / 3, 1 / 6),
     # ICAO 9303: chin to crown 70–80 % of the height; eyes 50–70 % of the height from the bottom.
     "passport": _Framing(827 / 1063, (0.73, 0.77), (0.31, 0.49), (0.07, 0.11), True, 0.5, 0.02, output=(827, 1063)),
     # US Department of State: head 50–69 % of the height, eyes 56–69 % of the height from the bottom.
