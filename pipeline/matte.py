@@ -52,10 +52,11 @@ DECONTAMINATION_REACH = 0.25  # how far a decontaminated edge colour may move fr
 DECONTAMINATION_CHROMA = 0.04  # how much more saturated than the local subject colour it may become
 BAND_TILE = 8  # working pixels per side of the tiles that cover the subject's edge at full resolution
 
-def person_matte(image: torch.Tensor, faces: list[Face] | None = None) -> torch.Tensor:
+def person_matte(image: torch.Tensor, faces: list[Face] | None = None, bystanders: list[Face] | None = None) -> torch.Tensor:
     """Return the matte (1, H, W) of the people in `image` (3, H, W): 1 on the subject, 0 on the backdrop.
 
-    `faces`, in pixels of `image`, are always foreground and decide which detached blobs are people.
+    `faces`, in pixels of `image`, are always foreground and decide which detached blobs are people. A blob that
+    holds only `bystanders` (other people in the frame) is backdrop; one that holds a face as well stays.
     """
     channels, height, width = image.shape
     faces = faces or []
@@ -81,10 +82,14 @@ def person_matte(image: torch.Tensor, faces: list[Face] | None = None) -> torch.
 
     # 3. Keep the people and drop blobs elsewhere in the frame (a chair, a poster face).
     margin = max(2.0, SUPPORT_MARGIN * (face_width if face_width > 0 else 0.25 * min(work_size)))
-    support = _subject_support(coarse, face_masks, margin)
+    others = [_face_mask(face, work_scale, work_size) for face in bystanders or []]
+    support = _subject_support(coarse, face_masks, margin, others)
     coarse = coarse * support
     if faces:
-        chin_row = max(float(face.landmarks[CHIN, 1]) if face.landmarks is not None else face.box[1] + face.box[3] for face in faces)
+        chin_row = max(
+            float(face.landmarks[CHIN, 1]) if face.landmarks is not None else face.box[1] + face.box[3]
+            for face in faces + list(bystanders or [])
+        )
         coarse = _drop_backdrop_colours(
             guide, coarse, faces_solid_from(face_masks, coarse), band=BACKDROP_BAND * max(work_size), last_row=round(chin_row * work_scale)
         )
@@ -645,8 +650,13 @@ def _trimmed_hull(face: Face, scale: float, guide: torch.Tensor, hull: torch.Ten
     return hull.masked_fill(torch.from_numpy(joined)[None].to(hull.device), 0.0)
 
 
-def _subject_support(coarse: torch.Tensor, face_masks: list[torch.Tensor], margin: float) -> torch.Tensor:
-    """Return a soft (1, h, w) mask around the people: blobs with a face, or large enough, grown by `margin` pixels."""
+def _subject_support(
+    coarse: torch.Tensor, face_masks: list[torch.Tensor], margin: float, bystander_masks: list[torch.Tensor] | None = None
+) -> torch.Tensor:
+    """Return a soft (1, h, w) mask around the people: blobs with a face, or large enough, grown by `margin` pixels.
+
+    Blobs that hold a bystander's face and none of `face_masks` are left out, however large.
+    """
     import cv2
 
     # 1. Label the confident blobs.
@@ -661,10 +671,17 @@ def _subject_support(coarse: torch.Tensor, face_masks: list[torch.Tensor], margi
     for face_mask in face_masks:
         touched = np.unique(labels[face_mask[0].numpy() > 0])
         people.update(int(label) for label in touched if label > 0)
+    others = set()
+    for bystander_mask in bystander_masks or []:
+        touched = np.unique(labels[bystander_mask[0].cpu().numpy() > 0])
+        others.update(int(label) for label in touched if label > 0 and int(label) not in people)
     if not people:
-        people.add(int(np.argmax(areas)) + 1)
+        candidates = [label for label in range(1, count) if label not in others]
+        if not candidates:
+            return torch.zeros_like(coarse)
+        people.add(max(candidates, key=lambda label: areas[label - 1]))
     threshold = MIN_PART_AREA * max(areas[label - 1] for label in people)
-    people.update(int(label) + 1 for label in np.flatnonzero(areas >= threshold))
+    people.update(int(label) + 1 for label in np.flatnonzero(areas >= threshold) if int(label) + 1 not in others)
     kept = np.isin(labels, sorted(people)).astype(np.uint8)
 
     # 3. Grow by the margin with a soft fall-off, so strands just past the mask survive.

@@ -416,7 +416,8 @@ class _Job:
         x0, y0, x1, y1 = region.inside_window
         height, width = image.shape[-2:]
         inside_faces = [_shifted_face(face, -x0, -y0) for face in faces]
-        inside_matte = person_matte(image[:, y0:y1, x0:x1], inside_faces)
+        # The first face is the subject's; the frame's other people are not part of a headshot.
+        inside_matte = person_matte(image[:, y0:y1, x0:x1], inside_faces[:1], bystanders=inside_faces[1:])
         if (x0, y0, x1, y1) == (0, 0, width, height):
             matte = inside_matte
         else:

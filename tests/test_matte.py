@@ -304,3 +304,22 @@ def test_trimmed_hull_drops_overshoot_keeps_inner_pale():
     assert trimmed[overshoot].mean() < 0.05
     assert trimmed[distance <= 85].all()
     assert trimmed[arm].all()
+
+
+def test_bystander_apart_from_subject_is_backdrop(astronaut_rgb):
+    # Two people side by side, apart: the subject's matte leaves the other one out, the other's face included.
+    rgb = np.ascontiguousarray(np.hstack([astronaut_rgb, astronaut_rgb]))
+    faces = shared_finder().find(rgb)
+    assert len(faces) == 2
+    subject, bystander = faces
+    matte = person_matte(to_tensor(rgb), [subject], bystanders=[bystander])[0].numpy()
+
+    def at_centre(face) -> float:
+        x, y, width, height = face.box
+        return float(matte[round(y + height / 2), round(x + width / 2)])
+
+    assert at_centre(subject) == 1.0
+    assert at_centre(bystander) == 0.0
+    other_half = slice(512, 1024) if bystander.box[0] >= 512 else slice(0, 512)
+    assert (matte[:, other_half] > 0.5).mean() < 0.01
+    assert (person_matte(to_tensor(rgb), faces)[0].numpy()[:, other_half] > 0.5).mean() > 0.2, "both are people when both are subjects"
