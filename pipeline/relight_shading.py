@@ -70,20 +70,20 @@ _REMBRANDT_LEFT = LightSetup(
     lights=(Light(-50, 40, 1.0, wrap=0.15, casts_shadows=True), Light(30, 5, 0.16, wrap=0.5)),
     ambient=0.12,
     exposure=0.9,
-    min_lighting_ratio=2.2,
+    min_lighting_ratio=3.0,
 )
 _LOOP_LEFT = LightSetup(
     lights=(Light(-35, 30, 1.0, wrap=0.2, casts_shadows=True), Light(25, 5, 0.22, wrap=0.5)),
     ambient=0.17,
     exposure=0.9,
-    min_lighting_ratio=1.8,
+    min_lighting_ratio=2.2,
 )
 _SPLIT_LEFT = LightSetup(
     lights=(Light(-90, 10, 1.0, wrap=0.1, casts_shadows=True), Light(60, 0, 0.06, wrap=0.5)),
     ambient=0.1,
     exposure=0.9,
     min_gain=0.15,
-    min_lighting_ratio=3.0,
+    min_lighting_ratio=4.5,
 )
 _RIM_LEFT = LightSetup(
     lights=(Light(-140, 15, 3.0, wrap=0.05), Light(0, 15, 0.45, wrap=0.6)),
