@@ -45,6 +45,9 @@ BODY_REACH = (1.3, 3.0)  # the light's effect fades from full to none between th
 GAIN_SMOOTHING = 0.14  # Gaussian sigma on the gain, in face widths
 RIM_SMOOTHING = 0.01  # the same for rim highlights
 KEEP_DRAMA_MARGIN = 0.15  # a side-lit style ends at least this much (log, linear light) past the shot's ratio
+# A light from behind brightens the subject's outline on its side: a band this many face widths wide, lifted this
+# share of the way to white at its edge.
+RIM_EDGE_WIDTH, RIM_EDGE_STRENGTH = 0.04, 0.8
 
 
 def parse_light(name: str) -> str:
@@ -98,6 +101,7 @@ def relight(
     ux0, uy0, ux1, uy1 = union
     weighted_sum = torch.zeros((uy1 - uy0, ux1 - ux0), device=image.device)
     weight_sum = torch.zeros_like(weighted_sum)
+    reach = torch.zeros_like(weighted_sum)
     for frame, log_gain, influence, face_inside in gains:
         x0, y0, x1, y1 = frame.crop
         full_gain = _resize(log_gain, (y1 - y0, x1 - x0))
@@ -107,11 +111,22 @@ def relight(
             full_influence = full_influence * person
         weighted_sum[y0 - uy0 : y1 - uy0, x0 - ux0 : x1 - ux0] += full_gain * full_influence
         weight_sum[y0 - uy0 : y1 - uy0, x0 - ux0 : x1 - ux0] += full_influence
+        window = reach[y0 - uy0 : y1 - uy0, x0 - ux0 : x1 - ux0]
+        torch.maximum(window, full_influence, out=window)
     log_gain = weighted_sum / weight_sum.clamp_min(1.0)
 
     # 3. Apply on values: the linear gain becomes g**(1/gamma), brightening rolls off below white.
     result = image.clone()
-    result[:, uy0:uy1, ux0:ux1] = _apply_gain(image[:, uy0:uy1, ux0:ux1], log_gain)
+    lit = _apply_gain(image[:, uy0:uy1, ux0:ux1], log_gain)
+
+    # 4. A light from behind also outlines the hair and shoulders, which the face mesh does not cover: the
+    #    subject's edge that faces the light brightens towards white.
+    if matte is not None:
+        face_width = max(2 * gain[0].face_half_width for gain in gains)
+        rim = _silhouette_rim(matte[0, uy0:uy1, ux0:ux1].float(), setup, face_width)
+        if rim is not None:
+            lit = lit + (1 - lit) * (RIM_EDGE_STRENGTH * strength * rim * reach)
+    result[:, uy0:uy1, ux0:ux1] = lit
     return result
 
 
@@ -174,6 +189,33 @@ def _face_log_gain(
     else:
         influence = _face_margin(maps.face_mask, face_width)
     return frame, log_gain, influence, face_inside
+
+
+def _silhouette_rim(matte: torch.Tensor, setup: LightSetup, face_width: float) -> torch.Tensor | None:
+    """Return where the setup's lights from behind catch the subject's outline (h, w), 0..1; None without them.
+
+    A pixel of the subject catches the light where the matte, followed RIM_EDGE_WIDTH face widths towards the
+    light (as seen in the image), runs out into backdrop: a band along the edges that face the light.
+    """
+    behind = [light for light in setup.lights if light.from_behind]
+    if not behind:
+        return None
+    height, width = matte.shape
+    rim = torch.zeros_like(matte)
+    reach = max(1.0, RIM_EDGE_WIDTH * face_width)
+    for light in behind:
+        across, up = math.sin(math.radians(light.azimuth)), math.sin(math.radians(light.elevation))
+        length = math.hypot(across, up)
+        if length < 1e-6:
+            continue
+        shift_x, shift_y = round(across / length * reach), round(-up / length * reach)
+        # The matte as seen from `reach` pixels towards the light; past the image's edge there is no backdrop.
+        pad = max(abs(shift_x), abs(shift_y))
+        padded = F.pad(matte[None, None], (pad, pad, pad, pad), value=1.0)[0, 0]
+        ahead = padded[pad + shift_y : pad + shift_y + height, pad + shift_x : pad + shift_x + width]
+        torch.maximum(rim, (matte - ahead).clamp(0, 1), out=rim)
+    rim = gaussian_blur(rim[None], 0.3 * reach)[0]
+    return (rim * 1.5).clamp(0, 1) * matte
 
 
 def _resize(plane: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

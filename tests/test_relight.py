@@ -266,3 +266,31 @@ def test_styles_on_portraits(portrait):
     darkened = darken_image_left(rgb, faces[0])
     evened = relit_pixels(darkened, faces, "soft-studio", matte)
     assert 1 / 1.1 <= cheek_ratio(evened, landmarks) <= 1.1
+
+
+def test_rim_light_outlines_the_subject_on_its_side(astronaut, astronaut_matte):
+    # The subject's outline facing camera right brightens under rim-right; the outline facing left does not.
+    rgb, faces = astronaut
+    matte = astronaut_matte[0].numpy()
+    solid = (matte > 0.9).astype(np.uint8)
+    width = int(0.03 * (faces[0].landmarks[:, 0].max() - faces[0].landmarks[:, 0].min())) + 1
+    shifted_right = np.zeros_like(solid)
+    shifted_right[:, :-width] = solid[:, width:]
+    shifted_left = np.zeros_like(solid)
+    shifted_left[:, width:] = solid[:, :-width]
+    # Near the head: within the face's crop reach, where the relight acts.
+    x, y, box_width, box_height = faces[0].box
+    near = np.zeros_like(solid, dtype=bool)
+    near[max(0, int(y - box_height)) : int(y + 2 * box_height), max(0, int(x - box_width)) : int(x + 2 * box_width)] = True
+    right_edge = (solid == 1) & (shifted_right == 0) & near
+    left_edge = (solid == 1) & (shifted_left == 0) & near
+    assert right_edge.sum() > 200
+    assert left_edge.sum() > 200
+
+    luma = np.array([0.2126, 0.7152, 0.0722])
+    before = rgb.astype(np.float64) @ luma
+    after = relit_pixels(rgb, faces, "rim-right", astronaut_matte).astype(np.float64) @ luma
+    gain_right = float((after[right_edge] - before[right_edge]).mean())
+    gain_left = float((after[left_edge] - before[left_edge]).mean())
+    assert gain_right > 50
+    assert gain_right > gain_left + 20
