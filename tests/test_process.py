@@ -668,3 +668,19 @@ def test_cli_summary_warns_small_face(tmp_path, astronaut_rgb, capsys):
     assert main(["process", str(small), "--out", str(tmp_path / "out"), "--crop", "square", "--backdrop", "white"]) == 0
     printed = capsys.readouterr().out
     assert "small.png: The face is too small for a print or LinkedIn headshot" in printed
+
+
+@pytest.mark.parametrize(("photo", "noted"), [("obama.jpg", True), ("obama3.jpg", False)])
+def test_passport_notes_an_open_mouth(tmp_path, shared_photos, photo, noted):
+    require_parts()
+    from pipeline.process import run_job
+
+    request = JobRequest(frames=[str(shared_photos / photo)], crops=["passport"], language="nl")
+    result = run_job(request, tmp_path)
+    variant = result.report["variants"][0]
+    codes = [note["code"] for note in variant["notes"]]
+    assert ("passport_mouth_open" in codes) is noted
+    if noted:
+        assert variant["recipe"]["crop"]["mouth_open"] > 0.08
+        message = next(note["message"] for note in variant["notes"] if note["code"] == "passport_mouth_open")
+        assert message.startswith("Voor een pasfoto")
