@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -391,6 +392,41 @@ def _continued_background(image: torch.Tensor, matte: torch.Tensor | None, windo
                              align_corners=False)[0]
 
     return sample
+
+
+def fill_past_picture(
+    image: torch.Tensor, matte: torch.Tensor, inside: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """Fill the pixels of `image` (C, H, W) outside the picture (`inside` (1, H, W) is 0 there) with the frame's
+    background continued smoothly, as `extend_frame` does above a frame, and set the matte there to 0.
+
+    Returns the filled image and matte, and a function that fills another image of the same region (a retouched
+    copy) with the same colours.
+    """
+    from .backdrops import fill_holes
+    from .matte import sample_smooth_at
+
+    # 1. The known background (inside the picture, matte 0) at reduced resolution, its holes filled smoothly.
+    channels, height, width = image.shape
+    known = inside * (matte <= 0.0).to(image.dtype)
+    scale = min(1.0, EXTEND_LONG_SIDE / max(height, width))
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    small_known = F.interpolate(known[None], size=size, mode="area")[0]
+    small_colour = F.interpolate((image * known)[None], size=size, mode="area")[0] / small_known.clamp_min(1e-6)
+    filled = fill_holes(small_colour, (small_known > 0.999).to(image.dtype))
+
+    # 2. Its colours at the pixels outside the picture only.
+    rows, columns = torch.nonzero(inside[0] < 0.5, as_tuple=True)
+    colours = sample_smooth_at(filled, rows, columns, (height, width))
+
+    def fill(target: torch.Tensor) -> torch.Tensor:
+        target = target.clone()
+        target[:, rows, columns] = colours.to(target.dtype)
+        return target
+
+    filled_matte = matte.clone()
+    filled_matte[0, rows, columns] = 0.0
+    return fill(image), filled_matte, fill
 
 
 def _extended_fill(image: torch.Tensor, plan: CropPlan, corners: np.ndarray) -> torch.Tensor:

@@ -369,13 +369,24 @@ class _Job:
         if region.reaches_past_edge:
             from .crops import extend_frame
 
-            matte = self._matte(frame, image, region_faces, region) if needs_matte else None
-            image, matte = extend_frame(image, matte, region.inside_window, region_faces)
-            bases = self._retouched_bases(frame, image, region_faces, settings_by_preset)
+            # The frame's own pixels are matted and retouched side by side, then both are carried past the edge.
+            matting = self.helper.submit(self._matte, frame, image, region_faces, region) if needs_matte else None
+            bases = self._retouched_bases(frame, image, region_faces, settings_by_preset, region.inside_window)
+            inside_matte = matting.result() if matting is not None else None
+            matte = None
+            for preset, base in bases.items():
+                bases[preset], matte = extend_frame(base, inside_matte, region.inside_window, region_faces)
+            del inside_matte
         else:
             matting = self.helper.submit(self._matte_and_edge, frame, image, region_faces, region, needs_edge) if needs_matte else None
             bases = self._retouched_bases(frame, image, region_faces, settings_by_preset)
-            matte, edge, wrap = matting.result() if matting is not None else (None, None, None)
+            matte, edge, wrap, fill = matting.result() if matting is not None else (None, None, None, None)
+            if fill is None and region.past_top:
+                from .crops import fill_past_picture
+
+                fill = fill_past_picture(image, image.new_zeros((1, *image.shape[-2:])), region.picture_mask(image.device))[2]
+            if fill is not None:
+                bases = {preset: fill(base) for preset, base in bases.items()}
         del image
 
         # 5. Per light, per backdrop, per crop: relight, composite, crop and hand to the encoder.
@@ -400,9 +411,14 @@ class _Job:
         from .matte import edge_colours
 
         matte = self._matte(frame, image, faces, region)
+        fill = None
+        if region.levelled and region.past_top:
+            from .crops import fill_past_picture
+
+            image, matte, fill = fill_past_picture(image, matte, region.picture_mask(image.device))
         if not with_edge:
-            return matte, None, None
-        return matte, edge_colours(image, matte), light_wrap_basis(matte)
+            return matte, None, None, fill
+        return matte, edge_colours(image, matte), light_wrap_basis(matte), fill
 
     def _matte(self, frame: str, image: torch.Tensor, faces: list[Face], region: "CropRegion") -> torch.Tensor:
         """Return the person matte of `image` (the region), made from the frame's own pixels.
@@ -426,8 +442,14 @@ class _Job:
         self._log_stage(frame, Stage.matting, started, f"{tuple(inside_matte.shape)} of {tuple(matte.shape)}")
         return matte
 
-    def _retouched_bases(self, frame: str, image: torch.Tensor, faces: list[Face], settings_by_preset: dict) -> dict[str, torch.Tensor]:
-        """Retouch `image` once per preset the variants use; "off" is the image itself."""
+    def _retouched_bases(
+        self, frame: str, image: torch.Tensor, faces: list[Face], settings_by_preset: dict,
+        window: tuple[int, int, int, int] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Retouch `image` once per preset the variants use; "off" is the image itself.
+
+        With `window` (x0, y0, x1, y1), only that part of `image` is the frame's picture, and only it is retouched.
+        """
         from .retouch import retouch
 
         bases: dict[str, torch.Tensor] = {}
@@ -438,7 +460,15 @@ class _Job:
             self._check_stop()
             self._stage_started(Stage.retouching, frame)
             started = time.perf_counter()
-            bases[preset] = retouch(image, faces, settings_by_preset[preset], should_stop=self.should_stop)
+            if window is None or tuple(window) == (0, 0, image.shape[-1], image.shape[-2]):
+                bases[preset] = retouch(image, faces, settings_by_preset[preset], should_stop=self.should_stop)
+            else:
+                x0, y0, x1, y1 = window
+                inside = [_shifted_face(face, -x0, -y0) for face in faces]
+                bases[preset] = image.clone()
+                bases[preset][:, y0:y1, x0:x1] = retouch(
+                    image[:, y0:y1, x0:x1], inside, settings_by_preset[preset], should_stop=self.should_stop
+                )
             self._check_stop()
             self._log_stage(frame, Stage.retouching, started, getattr(settings_by_preset[preset], "name", ""))
         return bases
@@ -741,6 +771,7 @@ class CropRegion:
     # taken out when the region is cut and the sharpest crop is a plain slice of it. See `levelled_around`.
     levelled: bool = False
     angle: float = 0.0
+    past_top: bool = False  # a levelled region's crops reach past the picture's top, where `fill_past_picture` fills
 
     @property
     def picture_box(self) -> tuple[int, int, int, int]:
@@ -810,12 +841,24 @@ class CropRegion:
         The region is cut from the frame turned upright by that roll, at exactly the scale of its sharpest crop
         (never above 1). Its corner is placed so that this crop's corner falls on a whole pixel, which makes that
         crop a slice of the region. The roll then costs one resampling of the region, not one per crop and
-        backdrop. None when the crops' rolls differ or a crop reaches past the picture.
+        backdrop. None when the crops' rolls differ or a crop reaches past the picture's sides or bottom. A crop
+        may reach past the top, where only backdrop continues: the region is then marked `past_top`.
         """
-        if len({plan.angle_degrees for plan in plans}) != 1 or any(plan.reaches_past_edge for plan in plans):
+        if len({plan.angle_degrees for plan in plans}) != 1:
             return None
         angle = math.radians(plans[0].angle_degrees)
         cos, sin = math.cos(angle), math.sin(angle)
+        picture_left, picture_top, picture_right, picture_bottom = picture or (0, 0, frame_width, frame_height)
+        past_top = False
+        for plan in plans:
+            if not plan.reaches_past_edge:
+                continue
+            half_width, half_height = plan.width / 2, plan.height / 2
+            corners = [(plan.center_x + cos * u - sin * v, plan.center_y + sin * u + cos * v)
+                       for u in (-half_width, half_width) for v in (-half_height, half_height)]
+            if any(x < picture_left - 0.5 or x > picture_right + 0.5 or y > picture_bottom + 0.5 for x, y in corners):
+                return None
+            past_top = True
         rectangles = []
         for plan in plans:
             center_x, center_y = cos * plan.center_x + sin * plan.center_y, -sin * plan.center_x + cos * plan.center_y
@@ -836,7 +879,19 @@ class CropRegion:
         width = math.ceil((right + margin - region_left) * scale_x - 1e-6)
         height = math.ceil((bottom + margin - region_top) * scale_y - 1e-6)
         return cls(region_left, region_top, region_left + width / scale_x, region_top + height / scale_y, frame_width,
-                   frame_height, width, height, picture, levelled=True, angle=angle)
+                   frame_height, width, height, picture, levelled=True, angle=angle, past_top=past_top)
+
+    def picture_mask(self, device=None) -> torch.Tensor:
+        """Return (1, H, W): 1 where a region pixel's centre lies on the frame's picture, else 0."""
+        cos, sin = math.cos(self.angle), math.sin(self.angle)
+        columns = self.left + (torch.arange(self.width, dtype=torch.float64) + 0.5).view(1, -1) / self.scale_x
+        rows = self.top + (torch.arange(self.height, dtype=torch.float64) + 0.5).view(-1, 1) / self.scale_y
+        if not self.levelled:
+            cos, sin = 1.0, 0.0
+        x, y = cos * columns - sin * rows, sin * columns + cos * rows
+        left, top, right, bottom = self.picture_box
+        inside = (x >= left) & (x <= right) & (y >= top) & (y <= bottom)
+        return inside.to(torch.float32)[None].to(device or "cpu")
 
     def to_levelled(self, points: np.ndarray) -> np.ndarray:
         """Return frame points (N, 2) in the coordinates of the region's box: turned by -angle when levelled."""

@@ -453,12 +453,19 @@ def test_crop_region_margin_and_scale():
     frame = np.arange(60 * 80 * 3, dtype=np.uint32).reshape(60, 80, 3).astype(np.uint16)
     past_top = Plan("square", 40.0, 10.0, 0.0, 40.0, 40.0, 40, 40, True)
 
+    # A crop past the top alone gets a levelled region with its margin all round. The rows above the frame are
+    # marked outside the picture, for `fill_past_picture`, and the frame's own rows are cut as they are.
     alone = CropRegion.around([past_top], 80, 60, keep_full_frame=False)
-    assert alone.box == (20 - 8, -10, 60 + 8, 30 + 8)
+    assert alone.levelled
+    assert alone.past_top
+    assert alone.box == (20 - 8, -10 - 8, 60 + 8, 30 + 8)
     assert (alone.scale_x, alone.scale_y) == (1.0, 1.0)
     cut = alone.cut(frame)
-    assert cut.shape == (48, 56, 3)
-    assert np.array_equal(cut[10:], frame[:38, 12:68])
+    assert cut.shape == (56, 56, 3)
+    assert np.array_equal(cut[18:], frame[:38, 12:68])
+    inside = alone.picture_mask()[0].numpy()
+    assert inside[:18].max() == 0
+    assert inside[18:].min() == 1
 
     small = Plan("square", 40.0, 30.0, 0.0, 40.0, 40.0, 20, 20, False)
     reduced = CropRegion.around([small], 80, 60, keep_full_frame=False)
@@ -684,3 +691,27 @@ def test_passport_notes_an_open_mouth(tmp_path, shared_photos, photo, noted):
         assert variant["recipe"]["crop"]["mouth_open"] > 0.08
         message = next(note["message"] for note in variant["notes"] if note["code"] == "passport_mouth_open")
         assert message.startswith("Voor een pasfoto")
+
+
+def test_crop_past_top_continues_backdrop_not_hair(tmp_path, shared_photos):
+    require_parts()
+    from pipeline.process import run_job
+
+    # biden2's hair nearly touches the frame's top, so its square reaches past the top for headroom. There the
+    # picture continues as smooth backdrop; a mirror of the hair would bring fine detail back.
+    rgb = cv2.imread(str(shared_photos / "biden2.jpg"))
+    path = tmp_path / "tight.png"
+    cv2.imwrite(str(path), cv2.resize(rgb, (900, 900), interpolation=cv2.INTER_AREA))
+    request = JobRequest(frames=[str(path)], backdrops=["original"], lights=["original"], crops=["square"], retouch="off")
+    result = run_job(request, tmp_path / "out")
+    variant = result.report["variants"][0]
+    assert "extended_past_edge" in [note["code"] for note in variant["notes"]]
+
+    # Above the hair, in the middle columns (the frame's top edge is tilted by the levelling), the first rows lie
+    # past the frame's top.
+    output = cv2.imread(str(result.variants[0].path), cv2.IMREAD_GRAYSCALE).astype(np.float32)
+    height, width = output.shape
+    detail = np.abs(cv2.Laplacian(output, cv2.CV_32F))
+    past_top = detail[: int(0.01 * height), int(0.3 * width) : int(0.7 * width)].mean()
+    hair = detail[int(0.05 * height) : int(0.15 * height), int(0.3 * width) : int(0.7 * width)].mean()
+    assert past_top < 0.3 * hair  # a mirror of the hair measures 0.43
