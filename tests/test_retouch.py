@@ -163,6 +163,19 @@ def test_face_without_mesh_is_left_alone(astronaut):
     assert torch.equal(retouch(image, [meshless], RetouchSettings.preset("glamour")), image)
 
 
+def test_tiny_face_is_left_alone(astronaut, finder):
+    # Eyes 22 px apart: the skin masks would be a few pixels wide. At 43 px the face is retouched.
+    rgb, _ = astronaut
+    small = cv2.resize(rgb, (256, 256), interpolation=cv2.INTER_AREA)
+    faces = [face for face in finder.find(small) if face.landmarks is not None]
+    assert faces
+    assert faces[0].eye_distance < 32
+    image = to_tensor(small)
+    assert torch.equal(retouch(image, faces, RetouchSettings.preset("glamour")), image)
+    full = to_tensor(rgb)
+    assert not torch.equal(retouch(full, finder.find(rgb), RetouchSettings.preset("natural")), full)
+
+
 def test_should_stop_cancels(astronaut):
     rgb, face = astronaut
     with pytest.raises(JobCanceled):

@@ -42,6 +42,10 @@ SMALL_SPOT_TEXTURE_SIGMA = 1.5
 # Share of the finest texture (1–3 px) taken away at full smoothing strength; the rest stays.
 FINE_TEXTURE_SMOOTHING = 0.65
 
+# Faces with their eyes closer than this many pixels are left as they are: their skin masks are a few pixels
+# wide, and an evened under-eye or cheek showed as a flat patch (obama-240p, eyes 24 px apart).
+MIN_EYE_DISTANCE = 32.0
+
 # The face region around the mesh, in eye distances: sides (ears), top (forehead), bottom (neck).
 REGION_SIDE, REGION_TOP, REGION_BOTTOM = 0.35, 0.55, 1.0
 
@@ -72,6 +76,10 @@ def _retouch_faces(image, faces, settings, person_matte, should_stop) -> torch.T
             raise JobCanceled()
         if face.landmarks is None:
             log.info("retouch: face at %s has no mesh, left untouched", tuple(round(v) for v in face.box))
+            continue
+        if face.eye_distance < MIN_EYE_DISTANCE:
+            log.info("retouch: face at %s has its eyes %.0f px apart, too small to retouch, left untouched",
+                     tuple(round(v) for v in face.box), face.eye_distance)
             continue
         _retouch_face(result, face, settings, person_matte, should_stop)
     return result
