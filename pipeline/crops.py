@@ -638,26 +638,28 @@ def _fit_inside(framing, head, height, width, image_width, image_height, cut_hea
 
     # 2. The candidates: the preferred centre, its projections onto each line, and the lines' crossings.
     target = np.array(preferred, dtype=np.float64)
-    candidates = [target]
-    for normal, bound in rules:
-        candidates.append(target - (normal @ target - bound) / (normal @ normal) * normal)
-    for first in range(len(rules)):
-        for second in range(first + 1, len(rules)):
-            matrix = np.stack([rules[first][0], rules[second][0]])
-            if abs(np.linalg.det(matrix)) > 1e-9:
-                candidates.append(np.linalg.solve(matrix, [rules[first][1], rules[second][1]]))
+    normals = np.stack([normal for normal, _ in rules])
+    bounds = np.array([bound for _, bound in rules], dtype=np.float64)
+    projections = target - ((normals @ target - bounds) / (normals * normals).sum(axis=1))[:, None] * normals
+    first, second = np.triu_indices(len(rules), k=1)
+    determinant = normals[first, 0] * normals[second, 1] - normals[first, 1] * normals[second, 0]
+    crossing = np.abs(determinant) > 1e-9
+    first, second, determinant = first[crossing], second[crossing], determinant[crossing]
+    crossings = np.stack([
+        (bounds[first] * normals[second, 1] - normals[first, 1] * bounds[second]) / determinant,
+        (normals[first, 0] * bounds[second] - bounds[first] * normals[second, 0]) / determinant,
+    ], axis=1)
+    candidates = np.concatenate([target[None], projections, crossings])
 
-    # 3. The feasible candidate nearest the preferred centre, distances taken relative to the crop's size.
-    scale = np.array([width, height])
-    best = None
-    for candidate in candidates:
-        if all(normal @ candidate <= bound + 0.5 for normal, bound in rules):
-            distance = float((((candidate - target) / scale) ** 2).sum())
-            if best is None or distance < best[0] - 1e-12:
-                best = (distance, candidate)
-    if best is None:
+    # 3. The feasible candidate nearest the preferred centre, distances taken relative to the crop's size; of
+    #    equally near ones, the first.
+    feasible = (candidates @ normals.T <= bounds + 0.5).all(axis=1)
+    if not feasible.any():
         return None
-    center_x, center_y = _to_source(head, *best[1])
+    distances = (((candidates - target) / np.array([width, height])) ** 2).sum(axis=1)
+    distances[~feasible] = np.inf
+    best = candidates[int(np.flatnonzero(distances <= distances.min() + 1e-12)[0])]
+    center_x, center_y = _to_source(head, *best)
     return center_x, center_y, width, height
 
 
@@ -674,18 +676,21 @@ def _least_overflow(framing, head, height, width, image_width, image_height):
         top_weight = 50.0
     if y_low > y_high:
         y_low = y_high = preferred_y
-    best = None
-    for x in np.linspace(x_low, x_high, 21):
-        for y in np.linspace(y_low, y_high, 41):
-            center = _to_source(head, x, y)
-            overflow = _overflow(*center, width, height, head.angle, image_width, image_height, total=True)
-            corners = _corners(*center, width, height, head.angle)
-            overflow += (top_weight - 1) * float(np.maximum(-corners[:, 1], 0).sum())
-            distance = ((x - preferred_x) / width) ** 2 + ((y - preferred_y) / height) ** 2
-            key = (round(overflow, 3), distance)
-            if best is None or key < best[0]:
-                best = (key, center)
-    return (*best[1], width, height)
+    # A grid of centres, all at once: the least overflow wins, then the nearest to the preferred centre, then the
+    # first in grid order.
+    x, y = np.meshgrid(np.linspace(x_low, x_high, 21), np.linspace(y_low, y_high, 41), indexing="ij")
+    x, y = x.ravel(), y.ravel()
+    cos, sin = math.cos(head.angle), math.sin(head.angle)
+    center_x = head.eye_mid[0] + x * cos - y * sin
+    center_y = head.eye_mid[1] + x * sin + y * cos
+    offsets = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * [width / 2, height / 2]
+    corner_x = center_x[:, None] + offsets[:, 0] * cos - offsets[:, 1] * sin
+    corner_y = center_y[:, None] + offsets[:, 0] * sin + offsets[:, 1] * cos
+    past = np.concatenate([-corner_x, corner_x - image_width, -corner_y, corner_y - image_height], axis=1)
+    overflow = np.maximum(past, 0).sum(axis=1) + (top_weight - 1) * np.maximum(-corner_y, 0).sum(axis=1)
+    distance = ((x - preferred_x) / width) ** 2 + ((y - preferred_y) / height) ** 2
+    best = np.lexsort((distance, np.round(overflow, 3)))[0]
+    return float(center_x[best]), float(center_y[best]), width, height
 
 
 def _corners(center_x, center_y, width, height, angle) -> np.ndarray:
