@@ -1,4 +1,4 @@
-"""`headshot doctor`: check the daemon, the models, the device, GIMP, the hot folders and the free disk space.
+"""`headshot doctor`: check the settings, the daemon, the models, the device, GIMP, the hot folders and the free disk space.
 
 Each check returns one `CheckResult` with a translated line and what to do.
 A "problem" fails a required check; a "warning" concerns an optional part.
@@ -24,6 +24,7 @@ PROBLEM = "problem"
 
 STATUS_WORDS = {OK: N_("OK"), WARNING: N_("WARNING"), PROBLEM: N_("PROBLEM")}
 AREA_TITLES = {
+    "config": N_("Settings"),
     "daemon": N_("Daemon"),
     "models": N_("Models"),
     "device": N_("Device"),
@@ -48,15 +49,32 @@ DISK_WARNING_BYTES = 5 * 1024**3
 
 @dataclass
 class CheckResult:
-    """The outcome of one check: the area, ok / warning / problem, a line for a person and what to do."""
+    """The outcome of one check: the area, ok / warning / problem, a line for a person, what to do and an error code."""
 
     area: str
     status: str
     message: str
     advice: str = ""
+    code: str = ""  # the stable error code, where the problem is a `HeadshotError`
 
 
 # --- The checks ---------------------------------------------------------------------------------------------
+
+
+def check_config(path: Path | None = None):
+    """Load the daemon's settings file; return the check's result and the settings, or None when they are invalid."""
+    from pipeline.errors import HeadshotError
+
+    from .config import default_folders, load_config
+
+    try:
+        config = load_config(path)
+    except HeadshotError as error:
+        return CheckResult("config", PROBLEM, error.user_message(), code=error.code), None
+    config_file = Path(path) if path else default_folders().config_file
+    if not config_file.is_file():
+        return CheckResult("config", OK, _("{file} does not exist, so the defaults apply.").format(file=config_file)), config
+    return CheckResult("config", OK, _("{file} is valid.").format(file=config_file)), config
 
 
 def check_daemon(folders=None) -> CheckResult:
@@ -239,20 +257,27 @@ def _nearest_existing(path: Path) -> Path:
 # --- Running them -------------------------------------------------------------------------------------------
 
 
-def run_checks(config=None) -> list[CheckResult]:
-    """Run every check in a fixed order; a check that raises becomes a problem line instead of a crash."""
-    from .config import load_config
+def run_checks(config_path: Path | None = None) -> list[CheckResult]:
+    """Run every check in a fixed order; a check that raises becomes a problem line instead of a crash.
 
-    config = config or load_config()
+    Invalid settings are the first problem; the hot-folder and disk checks depend on them, so they are left out then.
+    """
+    from .config import default_folders
+
+    config_result, config = check_config(config_path)
+    folders = config.folders if config is not None else default_folders()
     checks = [
-        ("daemon", lambda: [check_daemon(config.folders)]),
+        ("daemon", lambda: [check_daemon(folders)]),
         ("models", lambda: [check_models()]),
         ("device", lambda: [check_device()]),
         ("gimp", lambda: [check_gimp()]),
-        ("hot_folders", lambda: check_hot_folders(config)),
-        ("disk", lambda: [check_disk(config)]),
     ]
-    results = []
+    if config is not None:
+        checks += [
+            ("hot_folders", lambda: check_hot_folders(config)),
+            ("disk", lambda: [check_disk(config)]),
+        ]
+    results = [config_result]
     for area, check in checks:
         try:
             results.extend(check())
@@ -264,9 +289,12 @@ def run_checks(config=None) -> list[CheckResult]:
 
 def format_result(result: CheckResult) -> list[str]:
     """Return the result as lines: `OK       Device: ...`, then an indented line with what to do."""
+    from pipeline.errors import with_code
+
     width = max(len(_(word)) for word in STATUS_WORDS.values())
     status = _(STATUS_WORDS[result.status]).ljust(width)
-    lines = [f"{status}  {_(AREA_TITLES[result.area])}: {result.message}"]
+    message = with_code(result.code, result.message) if result.code else result.message
+    lines = [f"{status}  {_(AREA_TITLES[result.area])}: {message}"]
     if result.advice:
         lines.append(f"{' ' * width}  → {result.advice}")
     return lines
@@ -274,16 +302,7 @@ def format_result(result: CheckResult) -> list[str]:
 
 def run_doctor_command(arguments: argparse.Namespace) -> int:
     """Print each check; exit 0 when no required check found a problem, else 1."""
-    from pipeline.errors import HeadshotError
-
-    from .config import load_config
-
-    try:
-        config = load_config()
-    except HeadshotError as error:
-        print(error.terminal_message(), file=sys.stderr)
-        return 1
-    results = run_checks(config)
+    results = run_checks()
     if getattr(arguments, "json", False):
         print(json.dumps([asdict(result) for result in results], ensure_ascii=False, indent=2))
     else:

@@ -19,7 +19,6 @@ ERROR_METADATA_KEY = "headshot-error-bin"
 ERROR_CODE_METADATA_KEY = "headshot-error-code"
 
 MESSAGES = {
-    "config_invalid": N_("The settings file {file} is invalid: {reason}. Correct it, or remove it to use the defaults."),
     "queue_full": N_("The queue is full ({limit} jobs are waiting). Wait until some have finished, or raise max_queue in the settings."),
     "job_not_found": N_("Job {job} was not found. Finished jobs are kept for {days} days."),
     "variant_not_found": N_("Job {job} has no variant {variant}."),

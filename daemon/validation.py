@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import stat
 from pathlib import Path
 
@@ -12,9 +11,8 @@ from pipeline.errors import HeadshotError, similar_names
 from pipeline.i18n import N_, gettext_for
 from pipeline.request import MAKEUP_PRESETS, OUTPUT_FORMATS, RETOUCH_PRESETS, JobRequest
 
-from .config import DefaultStyles
+from .config import HEX_COLOR, DefaultStyles
 
-HEX_COLOR = re.compile(r"^color:#[0-9a-fA-F]{6}$")
 # Style names from pipeline.request, for a tree where pipeline.styles is not installed.
 FALLBACK_STYLE_NAMES = {
     "retouch": RETOUCH_PRESETS,

@@ -48,6 +48,7 @@ def test_doctor_in_english(private_user, capsys):
     code, lines = doctor_lines(capsys)
 
     assert code == 0
+    assert line_for(lines, "Settings") == f"OK       Settings: {default_folders().config_file} does not exist, so the defaults apply."
     assert line_for(lines, "Daemon").startswith("WARNING  Daemon: not running.")
     assert line_for(lines, "Models").startswith("OK       Models: mediapipe 0.10.21: face detection and face mesh run.")
     assert line_for(lines, "Device").startswith("OK       Device: torch ")
@@ -65,6 +66,7 @@ def test_doctor_in_dutch(private_user, capsys, monkeypatch):
     code, lines = doctor_lines(capsys)
 
     assert code == 0
+    assert line_for(lines, "Instellingen").startswith("OK        Instellingen: ")
     assert line_for(lines, "Achtergronddienst").startswith("LET OP    Achtergronddienst: draait niet.")
     assert line_for(lines, "Modellen").startswith("OK        Modellen: mediapipe 0.10.21: gezichtsdetectie en gezichtsmesh werken.")
     assert line_for(lines, "Rekeneenheid").startswith("OK        Rekeneenheid: torch ")
@@ -108,6 +110,34 @@ def test_doctor_fails_on_unusable_hot_folder(private_user, daemon_home, capsys):
     line = line_for(lines, "Hot folder")
     assert line.startswith(f"PROBLEM  Hot folder: {blocker / 'inbox'} cannot be created in {blocker}")
     assert lines[-1] == "1 required checks found a problem."
+
+
+@pytest.mark.parametrize(("language", "expected"), [
+    ("en", "PROBLEM  Settings: Error config_invalid: The settings file {file} is invalid: default_styles.crops is \"squar\""),
+    ("nl", "PROBLEEM  Instellingen: Fout config_invalid: Het instellingenbestand {file} is ongeldig: default_styles.crops is \"squar\""),
+])
+def test_doctor_reports_invalid_config(private_user, capsys, monkeypatch, language, expected):
+    monkeypatch.setenv("HEADSHOT_LANG", language)
+    write_config('[default_styles]\ncrops = ["squar"]\n')
+
+    code, lines = doctor_lines(capsys)
+
+    assert code == 1
+    assert lines[0].startswith(expected.format(file=default_folders().config_file))
+    assert lines[0].endswith({"en": "Did you mean square?", "nl": "Bedoelde je square?"}[language])
+    assert lines[-1] == {"en": "1 required checks found a problem.", "nl": "1 vereiste controles vonden een probleem."}[language]
+
+
+def test_doctor_json_names_config_error_code(private_user, capsys):
+    write_config("max_queue = 0\n")
+
+    code, lines = doctor_lines(capsys, "--json")
+
+    [config_result] = [result for result in json.loads("\n".join(lines)) if result["area"] == "config"]
+    assert code == 1
+    assert config_result["status"] == PROBLEM
+    assert config_result["code"] == "config_invalid"
+    assert "max_queue is 0" in config_result["message"]
 
 
 def test_hot_folder_inbox_that_is_a_file(private_user, daemon_home):
@@ -179,5 +209,5 @@ def test_doctor_json(private_user, capsys):
 
     results = json.loads("\n".join(lines))
     assert code == 0
-    assert [result["area"] for result in results] == ["daemon", "models", "device", "gimp", "hot_folders", "disk"]
+    assert [result["area"] for result in results] == ["config", "daemon", "models", "device", "gimp", "hot_folders", "disk"]
     assert {result["status"] for result in results} <= {OK, WARNING, PROBLEM}

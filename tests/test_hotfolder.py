@@ -768,3 +768,25 @@ def test_ledger_attempts_restart_after_failure(tmp_path):
     assert entry.attempts == 1
     assert entry.state == "in_progress"
     assert entry.output_dir == output_dir
+
+
+@pytest.mark.parametrize(("language", "prefix", "hint"), [
+    ("en", "Error config_invalid: The settings file {file} is invalid: default_styles.crops is \"squar\"", "Did you mean square?"),
+    ("nl", "Fout config_invalid: Het instellingenbestand {file} is ongeldig: default_styles.crops is \"squar\"", "Bedoelde je square?"),
+])
+def test_hotfolder_rejects_mistyped_default_style(tmp_path, language, prefix, hint):
+    config_file = tmp_path / "config.toml"
+    config_file.write_text('[default_styles]\ncrops = ["squar"]\n', encoding="utf-8")
+    inbox = tmp_path / "Inbox"
+    environment = {**os.environ, "HEADSHOT_HOME": str(tmp_path / "home"), "HEADSHOT_LANG": language}
+
+    # A process, so that a hot folder which starts despite the error is stopped by the timeout.
+    finished = subprocess.run([sys.executable, "-m", "daemon.cli", "hotfolder", "--config", str(config_file), "--in", str(inbox),
+                               "--out", str(tmp_path / "Out"), "--in-process"],
+                              cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=30)
+
+    error = finished.stderr.strip()
+    assert finished.returncode == 1
+    assert error.startswith(prefix.format(file=config_file))
+    assert error.endswith(hint)
+    assert not inbox.exists()
