@@ -14,7 +14,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from pipeline.errors import MESSAGES as ERROR_MESSAGES, HeadshotError, register_messages, with_code
+from pipeline.errors import MESSAGES as ERROR_MESSAGES, HeadshotError, register_messages, skipped_with_code, with_code
 from pipeline.i18n import N_, _, current_language
 
 EXIT_FAILED = 1
@@ -250,7 +250,7 @@ def _follow(client, arguments: argparse.Namespace, job_id: str, out_dir: str) ->
     # 1. The events, as a progress bar or JSON lines.
     bar = _ProgressBar(sys.stderr, job_id) if not arguments.json and sys.stderr.isatty() else None
     final = None
-    skipped = []  # why frames that could not be read were left out, as `headshot process` reports them
+    skipped = []  # (code, message) of each frame that could not be read, as `headshot process` reports them
     try:
         for event in client.watch(job_id):
             kind = event_kind(event)
@@ -258,7 +258,7 @@ def _follow(client, arguments: argparse.Namespace, job_id: str, out_dir: str) ->
                 final = event
                 break
             if kind == "frame_scored":
-                skipped += [reason.message for reason in event.frame_scored.reasons if reason.code in ERROR_MESSAGES]
+                skipped += [(reason.code, reason.message) for reason in event.frame_scored.reasons if reason.code in ERROR_MESSAGES]
             if arguments.json:
                 _print_json_line(event_to_dict(event))
             elif bar is not None:
@@ -297,8 +297,8 @@ def _follow(client, arguments: argparse.Namespace, job_id: str, out_dir: str) ->
         files = [str(path) for path in variant_files + other_files]
         _print_json_line({**event_to_dict(final), "output_dir": str(folder), "files": files})
     else:
-        for message in skipped:
-            print(_("Skipped: {message}").format(message=message))
+        for code, message in skipped:
+            print(skipped_with_code(code, message))
         print(_written_summary(folder, variant_files, other_files))
         for line in _variant_notes(folder / REPORT_NAME):
             print(line)

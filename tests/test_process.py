@@ -333,10 +333,15 @@ def test_cli_suggests_light_names(tmp_path, astronaut_png, capsys, monkeypatch, 
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_summary_names_skipped_frames(tmp_path, astronaut_png, capsys):
+@pytest.mark.parametrize(("language", "summary", "skipped"), [
+    ("en", "Variants written to", "Skipped (not_an_image): {file} is not an image"),
+    ("nl", "Varianten geschreven naar", "Overgeslagen (not_an_image): {file} is geen afbeelding"),
+])
+def test_cli_summary_names_skipped_frames(tmp_path, astronaut_png, capsys, monkeypatch, language, summary, skipped):
     require_parts()
     from daemon.cli import main
 
+    monkeypatch.setenv("HEADSHOT_LANG", language)
     not_a_photo = tmp_path / "notes.jpg"
     not_a_photo.write_text("shopping list", encoding="utf-8")
     code = main(["process", str(astronaut_png), str(not_a_photo), "--out", str(tmp_path / "out"),
@@ -344,8 +349,8 @@ def test_cli_summary_names_skipped_frames(tmp_path, astronaut_png, capsys):
 
     output = capsys.readouterr().out
     assert code == 0
-    assert "Variants written to" in output
-    assert f"Skipped: {not_a_photo} is not an image" in output
+    assert summary in output
+    assert skipped.format(file=not_a_photo) in output
 
 
 def test_cli_json_output_with_defaults(tmp_path, astronaut_png, capsys):

@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ..errors import HeadshotError
+from ..errors import HeadshotError, skipped_with_code
 from ..i18n import N_, _, gettext_for
 
 EXIT_FAILED = 1
@@ -110,7 +110,7 @@ def run_process(arguments: argparse.Namespace) -> int:
     )
     for frame in result.report.get("frames", []):
         if frame.get("error"):
-            print(_("Skipped: {message}").format(message=frame["error"]["message"]))
+            print(skipped_with_code(frame["error"]["code"], frame["error"]["message"]))
         elif frame.get("selected"):
             # What a retoucher would warn about in a frame that was used anyway: a small face, a cut-off face.
             for reason in frame.get("reasons", []):
