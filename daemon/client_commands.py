@@ -227,6 +227,9 @@ def run_submit(arguments: argparse.Namespace) -> int:
         try:
             handle = client.upload(request, out_dir) if arguments.stream else client.submit(request, out_dir)
         except DaemonError as error:
+            if not arguments.json:
+                for frame in error.frames:
+                    print(skipped_with_code(frame["code"], frame["message"]), file=sys.stderr)
             return _report_failure(arguments, error.code, error.message, error.detail, error.file,
                                    EXIT_INVALID_OPTION if error.code == "invalid_option" else EXIT_FAILED)
         except KeyboardInterrupt:
@@ -244,6 +247,8 @@ def run_submit(arguments: argparse.Namespace) -> int:
 
 
 def _follow(client, arguments: argparse.Namespace, job_id: str, out_dir: str) -> int:
+    from pipeline.cli.process import print_frame_problems
+
     from .client import DaemonError
     from .convert import event_kind
 
@@ -279,6 +284,8 @@ def _follow(client, arguments: argparse.Namespace, job_id: str, out_dir: str) ->
         failed = final.failed
         if arguments.json:
             _print_json_line({**event_to_dict(final), "error": _error_dict(failed.code, failed.message, failed.detail, failed.file)})
+        else:
+            print_frame_problems(skipped, failed.code, failed.message, sys.stderr)
         print(with_code(failed.code, failed.message) if failed.code else failed.message, file=sys.stderr)
         return EXIT_FAILED
     if kind == "canceled":

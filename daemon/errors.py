@@ -82,15 +82,23 @@ def language_from(metadata, requested: str = "") -> str | None:
 
 
 def error_payload(error: HeadshotError, language: str | None, log_path: str) -> dict:
-    """Return the error as a client shows it: code, translated message, detail, file and log path."""
+    """Return the error as a client shows it: code, translated message, detail, file and log path.
+
+    An error about one of several unusable frames adds `frames`: the code, file and message of each other frame.
+    """
     error.params.setdefault("log", log_path)
-    return {
+    payload = {
         "code": error.code,
         "message": error.user_message(language),
         "detail": error.detail,
         "file": error.path or "",
         "log": log_path,
     }
+    frame_errors = error.params.get("frame_errors") or []
+    if frame_errors:
+        payload["frames"] = [{"code": frame_error.code, "file": frame_error.path or "", "message": frame_error.user_message(language)}
+                             for frame_error in frame_errors]
+    return payload
 
 
 def abort_with(context: grpc.ServicerContext, error: HeadshotError, language: str | None, log_path: str):

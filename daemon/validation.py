@@ -86,7 +86,8 @@ def check_frames(frames: list[str]) -> None:
     """Raise for a frame that is missing or not a regular file, and when no frame is a usable image.
 
     As with `headshot process`, a frame that is there but cannot be read (empty, damaged, not a photo) does not
-    stop the others: the job reports it as skipped.
+    stop the others: the job reports it as skipped. When no frame is usable, the error raised is the first frame's,
+    with the other frames' errors in its params under `frame_errors`.
     """
     if not frames:
         raise HeadshotError("no_frames", None, "the request lists no frames")
@@ -98,6 +99,8 @@ def check_frames(frames: list[str]) -> None:
         except HeadshotError as error:
             unusable.append(error)
     if len(unusable) == len(frames):
+        # The first frame's error becomes the job's. The others go with it, so a client can show every frame's problem.
+        unusable[0].params["frame_errors"] = unusable[1:]
         raise unusable[0]
 
 

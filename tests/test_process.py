@@ -673,3 +673,39 @@ def test_cli_summary_warns_small_face(tmp_path, astronaut_rgb, capsys):
     assert main(["process", str(small), "--out", str(tmp_path / "out"), "--crop", "square", "--backdrop", "white"]) == 0
     printed = capsys.readouterr().out
     assert "small.png: The face is too small for a print or LinkedIn headshot" in printed
+
+
+def write_unreadable_frames(folder: Path, source: Path) -> list[Path]:
+    """Write an empty file, a text file and a JPEG cut off after 20 kB, each named .jpg."""
+    folder.mkdir(parents=True, exist_ok=True)
+    empty, text, cut = folder / "empty.jpg", folder / "text.jpg", folder / "trunc.jpg"
+    empty.write_bytes(b"")
+    text.write_text("shopping list", encoding="utf-8")
+    cut.write_bytes(source.read_bytes()[:20_000])
+    return [empty, text, cut]
+
+
+@pytest.mark.parametrize(("language", "skipped", "final"), [
+    ("en", ["Skipped (not_an_image): {text} is not an image Headshot Studio can read.",
+            "Skipped (file_truncated): {cut} is incomplete: the image data ends early."],
+     "Error file_empty: {empty} is empty (0 bytes). Export the photo again."),
+    ("nl", ["Overgeslagen (not_an_image): {text} is geen afbeelding die Headshot Studio kan lezen.",
+            "Overgeslagen (file_truncated): {cut} is onvolledig"],
+     "Fout file_empty: {empty} is leeg (0 bytes)."),
+])
+def test_cli_reports_every_unreadable_frame(tmp_path, capsys, monkeypatch, shared_photos, language, skipped, final):
+    from daemon.cli import main
+
+    monkeypatch.setenv("HEADSHOT_LANG", language)
+    empty, text, cut = write_unreadable_frames(tmp_path / "bad", shared_photos / "obama.jpg")
+
+    code = main(["process", str(empty), str(text), str(cut), "--out", str(tmp_path / "out")])
+
+    lines = capsys.readouterr().err.strip().splitlines()
+    names = {"empty": empty, "text": text, "cut": cut}
+    assert code == 1
+    assert len(lines) == 3
+    assert lines[0].startswith(skipped[0].format(**names))
+    assert lines[1].startswith(skipped[1].format(**names))
+    assert lines[2].startswith(final.format(**names))
+    assert not (tmp_path / "out").exists()

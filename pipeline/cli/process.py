@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ..errors import HeadshotError, skipped_with_code
+from ..errors import MESSAGES as ERROR_MESSAGES, HeadshotError, skipped_with_code
 from ..i18n import N_, _, gettext_for
 
 EXIT_FAILED = 1
@@ -82,7 +82,12 @@ def run_process(arguments: argparse.Namespace) -> int:
     previous_handler = _install_interrupt_handler(stop_requested)
     from ..jobs import EventKind, JobCanceled
 
+    frame_problems = []  # (code, message) of each frame that could not be read
+
     def show_progress(event) -> None:
+        if event.kind == EventKind.frame_scored:
+            frame_problems.extend((reason["code"], reason["message"]) for reason in event.reasons or ()
+                                  if reason["code"] in ERROR_MESSAGES)
         if arguments.json or event.kind != EventKind.variant_ready:
             return
         print(_("wrote {file}").format(file=event.variant.path), file=sys.stderr)
@@ -93,6 +98,8 @@ def run_process(arguments: argparse.Namespace) -> int:
         print(_("Canceled; the files finished so far are in {folder}.").format(folder=arguments.out), file=sys.stderr)
         return EXIT_CANCELED
     except HeadshotError as error:
+        if not arguments.json:
+            print_frame_problems(frame_problems, error.code, error.user_message(), sys.stderr)
         return _report_error(error, arguments.json, EXIT_INVALID_OPTION if error.code == "invalid_option" else EXIT_FAILED)
     finally:
         if threading.current_thread() is threading.main_thread():
@@ -147,6 +154,17 @@ def run_styles(arguments: argparse.Namespace) -> int:
             print(("\n" if style is not styles[0] else "") + headings[current_kind])
         print(f"  {style['name']:<{width}}  {style[language]}")
     return 0
+
+
+def print_frame_problems(problems: list[tuple[str, str]], final_code: str, final_message: str, stream) -> None:
+    """Print why each frame was left out of a job that then failed, before the job's final error is printed.
+
+    `problems` contains (code, message) pairs. When no frame can be read, the final error is the first frame's problem,
+    so the line that repeats it is left out, which leaves none for a job of one frame.
+    """
+    for code, message in problems:
+        if (code, message) != (final_code, final_message):
+            print(skipped_with_code(code, message), file=stream)
 
 
 def parse_names(value: str) -> list[str]:
