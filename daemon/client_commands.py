@@ -429,8 +429,33 @@ def event_to_dict(event) -> dict:
     from .convert import event_kind
 
     values = json_format.MessageToDict(event, preserving_proto_field_name=True)
-    values["sequence"] = int(event.sequence)
-    return {"event": event_kind(event), **values}
+    return {"event": event_kind(event), **int64_as_numbers(event, values)}
+
+
+def int64_as_numbers(message, values: dict) -> dict:
+    """Turn the 64-bit integers in `MessageToDict(message, preserving_proto_field_name=True)` back into numbers.
+
+    The proto3 JSON mapping writes them as strings, but a script reading `size_bytes` or `sequence` expects a number,
+    and Python's json module reads integers of any size exactly.
+    """
+    from google.protobuf.descriptor import FieldDescriptor
+
+    int64_types = {FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64,
+                   FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64}
+    for field in message.DESCRIPTOR.fields:
+        if field.name not in values:
+            continue
+        value = getattr(message, field.name)
+        repeated = field.label == FieldDescriptor.LABEL_REPEATED
+        if field.type in int64_types:
+            values[field.name] = [int(item) for item in value] if repeated else int(value)
+        elif field.type == FieldDescriptor.TYPE_MESSAGE and not field.message_type.GetOptions().map_entry:
+            pairs = zip(value, values[field.name]) if repeated else [(value, values[field.name])]
+            for submessage, subvalues in pairs:
+                if isinstance(subvalues, dict):  # well-known types such as Timestamp become strings
+                    int64_as_numbers(submessage, subvalues)
+    return values
+
 
 
 class _ProgressBar:
@@ -503,6 +528,7 @@ def run_status(arguments: argparse.Namespace) -> int:
         from google.protobuf import json_format
 
         values = json_format.MessageToDict(info, preserving_proto_field_name=True, including_default_value_fields=True)
+        values = int64_as_numbers(info, values)
         print(json.dumps({"running": True, **values}, ensure_ascii=False, indent=2))
         return 0
 

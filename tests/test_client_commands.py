@@ -143,6 +143,14 @@ def test_submit_json_lines_end_with_completed(start_daemon, daemon_home, capsys,
     assert sequences == sorted(sequences)
     final = lines[-1]
     assert final["completed"]["variant_count"] == 2
+    for line in lines:
+        assert type(line["sequence"]) is int
+    variants = [line["variant_ready"] for line in lines if line["event"] == "variant_ready"]
+    sizes = {Path(path).name: Path(path).stat().st_size for path in final["files"]}
+    for variant in variants:
+        assert type(variant["size_bytes"]) is int
+        assert variant["size_bytes"] > 0
+    assert sorted(variant["size_bytes"] for variant in variants) == sorted(sizes[name] for name in ("frame00_0.png", "frame01_1.png"))
     assert all(Path(path).is_file() for path in final["files"])
     assert len(final["files"]) == 4
     status = client.job(lines[0]["job_id"])
