@@ -115,19 +115,47 @@ class Config:
     hot_folders: list[HotFolder] = field(default_factory=list)
     default_styles: DefaultStyles = field(default_factory=DefaultStyles)
     folders: Folders = field(default_factory=default_folders)
+    source_file: Path | None = None  # the file `load_config` read or looked for; not a setting
+
 
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).expanduser() if self.data_dir else self.folders.data
 
     def to_dict(self) -> dict:
-        """Return the effective settings, folders included, as plain TOML-ready values."""
+        """Return the effective settings, folders included, as plain TOML-ready values.
+
+        Settings left out of the file show what the daemon uses in their place: the default hot folder under
+        Pictures, and the pipeline's own default styles.
+        """
         values = dataclasses.asdict(self)
+        del values["source_file"]
         values["data_dir"] = str(self.data_path)
+        values["hot_folders"] = [dataclasses.asdict(entry) for entry in self.effective_hot_folders()]
+        values["default_styles"] = dataclasses.asdict(self.effective_default_styles())
         values["folders"] = {name: str(path) for name, path in dataclasses.asdict(self.folders).items()}
-        values["folders"]["config_file"] = str(self.folders.config_file)
+        values["folders"]["config_file"] = str(Path(self.source_file or self.folders.config_file).absolute())
         values["folders"]["log_file"] = str(self.folders.log_file)
         return values
+
+    def effective_hot_folders(self) -> list[HotFolder]:
+        """Return the configured hot folders, or the one the daemon watches when none is configured."""
+        if self.hot_folders:
+            return list(self.hot_folders)
+        from plugins.lightroom_bridge.bridge import default_inbox, default_output
+
+        return [HotFolder(inbox=str(default_inbox()), output=str(default_output()))]
+
+    def effective_default_styles(self) -> DefaultStyles:
+        """Return the default styles, each one the file leaves out taken from the pipeline's request defaults."""
+        from pipeline.request import JobRequest
+
+        pipeline_defaults = JobRequest(frames=[])
+        effective = DefaultStyles()
+        for name in DefaultStyles.__dataclass_fields__:
+            configured = getattr(self.default_styles, name)
+            setattr(effective, name, configured or getattr(pipeline_defaults, name))
+        return effective
 
 
 def load_config(path: Path | None = None, folders: Folders | None = None) -> Config:
@@ -150,8 +178,8 @@ def load_config(path: Path | None = None, folders: Folders | None = None) -> Con
             raise HeadshotError("config_invalid", config_path, str(error), reason=str(error)) from error
 
     # 2. Take the known keys, checking types as we go.
-    config = Config(folders=folders)
-    known_keys = [key for key in Config.__dataclass_fields__ if key != "folders"]
+    config = Config(folders=folders, source_file=config_path)
+    known_keys = [key for key in Config.__dataclass_fields__ if key not in ("folders", "source_file")]
     for key, value in values.items():
         if key == "hot_folders":
             config.hot_folders = [_hot_folder(entry, config_path) for entry in _expect(value, list, key, config_path)]

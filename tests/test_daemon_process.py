@@ -120,10 +120,27 @@ def test_print_config_shows_effective_values(daemon_home):
     assert values["retention_days"] == 3
     assert values["hot_folders"] == [{"inbox": "/in", "output": "/out", "polling": False}]
     assert values["default_styles"]["backdrops"] == ["white"]
+    assert values["default_styles"]["crops"] == ["square", "portrait"]
     assert values["folders"]["data"] == str(daemon_home / "data")
+    assert values["folders"]["config_file"] == str(config_file)
     assert values["transport"] == "unix"
     assert bad.returncode == 2
     assert "missing.toml" in bad.stderr
+
+
+def test_print_config_without_file_shows_defaults(daemon_home):
+    import tomllib
+
+    printed = run_command("daemon", "--print-config", home=daemon_home)
+
+    values = tomllib.loads(printed.stdout)
+    pictures = daemon_home / "Pictures" / "Headshot Studio"
+    assert printed.returncode == 0
+    assert values["hot_folders"] == [{"inbox": str(pictures / "Inbox"), "output": str(pictures / "Output"), "polling": False}]
+    assert values["default_styles"] == {"retouch": "natural", "makeup": "none", "backdrops": ["studio-grey", "white", "blur"],
+                                        "lights": ["natural"], "crops": ["square", "portrait"], "output_format": "same"}
+    assert values["folders"]["config_file"] == str(daemon_home / "config" / "config.toml")
+    assert "source_file" not in values
 
 
 def test_invalid_config_is_reported(daemon_home):
