@@ -94,7 +94,7 @@ def register(subparsers) -> None:
     stop.set_defaults(handler=run_stop)
 
     # 4. doctor
-    doctor = subparsers.add_parser("doctor", help=_("Check the daemon, models, device, GIMP, hot folders and disk space."),
+    doctor = subparsers.add_parser("doctor", help=_("Check the settings, daemon, models, device, hot folders and disk space."),
                                    description=_("Check everything Headshot Studio needs and say what to do about each problem."))
     doctor.add_argument("--json", action="store_true", help=_("print the results as JSON"))
     doctor.set_defaults(handler=run_doctor)

@@ -1,7 +1,8 @@
-"""`headshot doctor`: check the settings, the daemon, the models, the device, GIMP, the hot folders and the free disk space.
+"""`headshot doctor`: check the settings, the daemon, the models, the device, the hot folders and the free disk space.
 
 Each check returns one `CheckResult` with a translated line and what to do.
 A "problem" fails a required check; a "warning" concerns an optional part.
+An "info" line states a fact, such as the GIMP plug-in not being part of this version.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import importlib.util
 import json
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,8 +21,9 @@ from pipeline.i18n import N_, _, format_decimal
 OK = "ok"
 WARNING = "warning"
 PROBLEM = "problem"
+INFO = "info"  # a fact about an area with nothing to check
 
-STATUS_WORDS = {OK: N_("OK"), WARNING: N_("WARNING"), PROBLEM: N_("PROBLEM")}
+STATUS_WORDS = {OK: N_("OK"), WARNING: N_("WARNING"), PROBLEM: N_("PROBLEM"), INFO: N_("INFO")}
 AREA_TITLES = {
     "config": N_("Settings"),
     "daemon": N_("Daemon"),
@@ -40,7 +41,6 @@ MEDIAPIPE_MODEL_FILES = (
     "modules/face_landmark/face_landmark_with_attention.tflite",
     "modules/selfie_segmentation/selfie_segmentation.tflite",
 )
-GIMP_PROGRAMS = ("gimp-console-3.0", "gimp-3.0")
 # A 24-megapixel frame written as a 16-bit TIFF is about 144 MB, so one job with a few variants
 # can take a gigabyte. These limits are estimates, not measurements.
 DISK_PROBLEM_BYTES = 1 * 1024**3
@@ -165,33 +165,9 @@ def check_device() -> CheckResult:
     return CheckResult("device", OK, message)
 
 
-def gimp_plugin_folder() -> Path:
-    """Return GIMP 3.0's plug-in folder in the user's settings, which may not exist yet."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "GIMP" / "3.0" / "plug-ins"
-
-
 def check_gimp() -> CheckResult:
-    """Check for GIMP 3 on PATH and the Headshot Studio plug-in in its plug-in folder; both are optional."""
-    program = next((path for path in map(shutil.which, GIMP_PROGRAMS) if path), None)
-    if program is None:
-        return CheckResult("gimp", WARNING, _("GIMP 3 was not found ({programs} are not on PATH).").format(
-            programs=", ".join(GIMP_PROGRAMS)), _("Install GIMP 3 to use the plug-in; everything else works without it."))
-    folder = gimp_plugin_folder()
-    if not folder.is_dir():
-        return CheckResult("gimp", WARNING, _("{program} found, but GIMP's plug-in folder {folder} does not exist.").format(
-            program=program, folder=folder), _("Start GIMP 3 once, then install the Headshot Studio plug-in into {folder}.").format(folder=folder))
-    installed = [entry.name for entry in folder.iterdir() if entry.name.lower().startswith("headshot")]
-    if not installed:
-        return CheckResult("gimp", WARNING, _("{program} found, but the Headshot Studio plug-in is not in {folder}.").format(
-            program=program, folder=folder), _("Install the Headshot Studio plug-in into {folder}, then restart GIMP.").format(folder=folder))
-    return CheckResult("gimp", OK, _("{program} found; plug-in installed in {folder}.").format(
-        program=program, folder=folder / installed[0]))
+    """Say that the GIMP plug-in is not part of this version, so that no one installs GIMP for it."""
+    return CheckResult("gimp", INFO, _("the GIMP plug-in is planned but not part of this version, so there is nothing to install."))
 
 
 def check_hot_folders(config) -> list[CheckResult]:
