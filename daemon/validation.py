@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from pipeline.errors import HeadshotError, similar_names
@@ -18,6 +20,13 @@ FALLBACK_STYLE_NAMES = {
     "retouch": RETOUCH_PRESETS,
     "makeup": MAKEUP_PRESETS,
     "backdrop": ("original", "studio-grey", "white", "black", "blur"),
+}
+# The reason, by errno, that a file cannot be created in a folder, in the words of pipeline.photo_io.failures.os_reason.
+WRITE_ERROR_REASONS = {
+    errno.EACCES: N_("permission denied"),
+    errno.EPERM: N_("permission denied"),
+    errno.EROFS: N_("the disk is read-only"),
+    errno.ENOSPC: N_("no space left on the disk"),
 }
 # Pixel limit of the fallback probe; pipeline.photo_io.probe applies the configured one.
 FALLBACK_MAX_MEGAPIXELS = 200
@@ -126,14 +135,31 @@ def check_frame_path(frame: str) -> None:
 
 
 def check_output_dir(output_dir: str, language: str | None = None) -> None:
-    """Raise for an output folder that is not absolute or is a file; the reason is worded in `language`."""
+    """Raise for an output folder that is not absolute, is a file, or cannot be written or created.
+
+    The reason is worded in `language`. A missing folder is checked through the nearest folder above it that exists,
+    because the job creates it there.
+    """
     if not output_dir:
         return
     if not os.path.isabs(output_dir):
         raise HeadshotError("path_not_absolute", output_dir, "output_dir must be absolute")
+    _ = gettext_for(language)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise HeadshotError("write_failed", output_dir, "output_dir exists and is not a folder",
-                            reason=gettext_for(language)(N_("it is a file, not a folder")))
+                            reason=_(N_("it is a file, not a folder")))
+    existing = Path(output_dir)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise HeadshotError("write_failed", output_dir, f"{existing} is not a folder",
+                            reason=_(N_("a part of the path is a file, not a folder")))
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        reason = _(WRITE_ERROR_REASONS[error.errno]) if error.errno in WRITE_ERROR_REASONS else error.strerror or str(error)
+        raise HeadshotError("write_failed", output_dir, f"cannot create a file in {existing}: {error!r}", reason=reason) from None
 
 
 def _photo_probe():

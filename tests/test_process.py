@@ -709,3 +709,25 @@ def test_cli_reports_every_unreadable_frame(tmp_path, capsys, monkeypatch, share
     assert lines[1].startswith(skipped[1].format(**names))
     assert lines[2].startswith(final.format(**names))
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("language", "expected"), [
+    ("en", "Error write_failed: {folder} could not be written (permission denied)."),
+    ("nl", "Fout write_failed: {folder} kon niet worden geschreven (toegang geweigerd)."),
+])
+def test_read_only_output_rejected_before_work(read_only_folder, astronaut_png, capsys, monkeypatch, language, expected):
+    from daemon.cli import main
+    from pipeline.process import run_job
+
+    monkeypatch.setenv("HEADSHOT_LANG", language)
+    events = []
+
+    with pytest.raises(HeadshotError) as raised:
+        run_job(JobRequest(frames=[str(astronaut_png)]), read_only_folder, on_event=events.append)
+    code = main(["process", str(astronaut_png), "--out", str(read_only_folder)])
+
+    assert raised.value.code == "write_failed"
+    assert events == []  # no frame was analysed
+    assert code == 1
+    assert capsys.readouterr().err.strip().startswith(expected.format(folder=read_only_folder))
+    assert list(read_only_folder.iterdir()) == []
