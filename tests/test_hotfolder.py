@@ -790,3 +790,27 @@ def test_hotfolder_rejects_mistyped_default_style(tmp_path, language, prefix, hi
     assert error.startswith(prefix.format(file=config_file))
     assert error.endswith(hint)
     assert not inbox.exists()
+
+
+def test_hotfolder_terminal_shows_warnings_only(tmp_path):
+    home, inbox = tmp_path / "home", tmp_path / "Inbox"
+    inbox.mkdir()
+    environment = {**os.environ, "HEADSHOT_HOME": str(home), "HEADSHOT_LANG": "en"}
+    process = subprocess.Popen([sys.executable, "-m", "daemon.cli", "hotfolder", "--in", str(inbox), "--out", str(tmp_path / "Out"),
+                                "--in-process", "--settle", str(SETTLE_S)],
+                               cwd=REPO_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: (home / "logs" / "hotfolder.log").is_file() and "watching" in (home / "logs" / "hotfolder.log").read_text())
+        (inbox / "notes.jpg").write_text("shopping list", encoding="utf-8")
+        assert wait_until(lambda: (inbox / "failed" / "notes.jpg.error.txt").exists(), timeout_s=60)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+
+    log = (home / "logs" / "hotfolder.log").read_text(encoding="utf-8")
+    assert process.returncode == 0
+    assert out.splitlines()[:2] == [f"Watching {inbox}; results go to {tmp_path / 'Out'}.", "Press Ctrl+C to stop."]
+    assert " INFO " not in err
+    assert f"WARNING plugins.lightroom_bridge.bridge [hotfolder-worker-0] hot folder {inbox}: notes.jpg failed (not_an_image" in err
+    assert f"INFO plugins.lightroom_bridge.bridge [MainThread] hot folder {inbox}: watching (events)" in log
+    assert "notes.jpg failed (not_an_image" in log
