@@ -322,14 +322,14 @@ def _written_summary(folder: Path, variant_files: list[Path], other_files: list[
 
 
 def _variant_notes(report_path: Path) -> list[str]:
-    """Return "file: note" for each note of report.json's variants, as `headshot process` prints them."""
+    """Return the notes of report.json's variants as `headshot process` prints them."""
+    from pipeline.cli.process import note_lines
+
     try:
         report = json.loads(report_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
-    variants = report.get("variants", []) if isinstance(report, dict) else []
-    return [f"{variant.get('file')}: {note.get('message')}" for variant in variants if isinstance(variant, dict)
-            for note in variant.get("notes", []) if isinstance(note, dict)]
+    return note_lines(report) if isinstance(report, dict) else []
 
 
 def _collect_results(client, job_id: str, out_dir: str) -> tuple[Path, list[Path], list[Path]]:

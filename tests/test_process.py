@@ -731,3 +731,47 @@ def test_read_only_output_rejected_before_work(read_only_folder, astronaut_png, 
     assert code == 1
     assert capsys.readouterr().err.strip().startswith(expected.format(folder=read_only_folder))
     assert list(read_only_folder.iterdir()) == []
+
+
+def test_cli_prints_frame_note_once(tmp_path, astronaut_png, capsys):
+    require_parts()
+    from daemon.cli import main
+
+    code = main(["process", str(astronaut_png), "--out", str(tmp_path / "out"), "--backdrop", "white,blur",
+                 "--crop", "square,portrait,banner"])
+
+    lines = capsys.readouterr().out.splitlines()
+    variants = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))["variants"]
+    levelled = [note["message"] for variant in variants for note in variant["notes"] if note["code"] == "head_levelled"]
+    assert code == 0
+    assert len(variants) == 6
+    assert len(levelled) == 6  # every variant of the frame carries the note in report.json
+    assert len(set(levelled)) == 1
+    assert lines.count(f"astronaut.png: {levelled[0]}") == 1
+    assert [line for line in lines if line.endswith(levelled[0])] == [f"astronaut.png: {levelled[0]}"]
+    for variant in variants:
+        for note in variant["notes"]:
+            if note["code"] != "head_levelled":
+                assert f"{variant['file']}: {note['message']}" in lines
+
+
+def test_note_lines_keep_variant_notes():
+    from pipeline.cli.process import note_lines
+
+    levelled = {"code": "head_levelled", "message": "The head was levelled by 8.0°."}
+    past_edge = {"code": "extended_past_edge", "message": "The crop reaches past the edge of the photo."}
+    report = {"variants": [
+        {"file": "obama_white_natural_square.jpg", "frame": "/photos/obama.jpg", "notes": [levelled]},
+        {"file": "obama_white_natural_banner.jpg", "frame": "/photos/obama.jpg", "notes": [levelled, past_edge]},
+        {"file": "biden_white_natural_square.jpg", "frame": "/photos/biden.jpg",
+         "notes": [{"code": "head_levelled", "message": "The head was levelled by 3.0°."}]},
+        {"file": "biden_white_natural_portrait.jpg", "frame": "/photos/biden.jpg",
+         "notes": [{"code": "enlarged", "message": "The crop was enlarged 1.6×."}]},
+    ]}
+
+    assert note_lines(report) == [
+        "obama.jpg: The head was levelled by 8.0°.",
+        "biden.jpg: The head was levelled by 3.0°.",
+        "obama_white_natural_banner.jpg: The crop reaches past the edge of the photo.",
+        "biden_white_natural_portrait.jpg: The crop was enlarged 1.6×.",
+    ]

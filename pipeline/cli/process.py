@@ -20,6 +20,8 @@ from ..i18n import N_, _, gettext_for
 EXIT_FAILED = 1
 EXIT_INVALID_OPTION = 2
 EXIT_CANCELED = 130
+# Variant notes about the frame rather than its crop: the summary prints each distinct one once per frame.
+FRAME_NOTE_CODES = ("head_levelled", "black_bars")
 
 
 def register(subparsers) -> None:
@@ -123,10 +125,33 @@ def run_process(arguments: argparse.Namespace) -> int:
             for reason in frame.get("reasons", []):
                 if reason.get("severity") == "problem":
                     print(f"{Path(frame['file']).name}: {reason['message']}")
-    for variant in result.report.get("variants", []):
-        for note in variant.get("notes", []):
-            print(f"{variant['file']}: {note['message']}")
+    for line in note_lines(result.report):
+        print(line)
     return 0
+
+
+def note_lines(report: dict) -> list[str]:
+    """Return report.json's variant notes as the summary prints them, one note a line.
+
+    A note in FRAME_NOTE_CODES appears once per frame and distinct message ("obama.jpg: The head was levelled by
+    8.0°."). Every other note, such as `enlarged`, stays with the variant file it concerns.
+    """
+    variants = [variant for variant in report.get("variants", []) if isinstance(variant, dict)]
+    frame_notes: dict[str, list[str]] = {}
+    variant_lines = []
+    for variant in variants:
+        for note in variant.get("notes", []):
+            if not isinstance(note, dict):
+                continue
+            if note.get("code") in FRAME_NOTE_CODES:
+                frame_name = Path(str(variant.get("frame", ""))).name or str(variant.get("file"))
+                frame_notes.setdefault(frame_name, [])
+                if note.get("message") not in frame_notes[frame_name]:
+                    frame_notes[frame_name].append(note.get("message"))
+            else:
+                variant_lines.append(f"{variant.get('file')}: {note.get('message')}")
+    frame_lines = [f"{frame_name}: {message}" for frame_name, messages in frame_notes.items() for message in messages]
+    return frame_lines + variant_lines
 
 
 def run_styles(arguments: argparse.Namespace) -> int:
