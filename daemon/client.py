@@ -42,7 +42,7 @@ class DaemonError(Exception):
     """A failed call: the daemon's error code and translated message, or a transport failure."""
 
     def __init__(self, code: str, message: str, detail: str = "", log_path: str = "", file: str = "",
-                 status: grpc.StatusCode | None = None):
+                 status: grpc.StatusCode | None = None, frames: list[dict] | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
@@ -50,6 +50,7 @@ class DaemonError(Exception):
         self.log_path = log_path
         self.file = file
         self.status = status
+        self.frames = frames or []  # {"code", "file", "message"} of the other unusable frames of a rejected job
 
     @classmethod
     def from_rpc_error(cls, error: grpc.RpcError, language: str | None = None, address: str = "") -> "DaemonError":
@@ -59,7 +60,7 @@ class DaemonError(Exception):
             if key == ERROR_METADATA_KEY:
                 payload = json.loads(value.decode("utf-8") if isinstance(value, bytes) else value)
                 return cls(payload["code"], payload["message"], payload.get("detail", ""), payload.get("log", ""),
-                           payload.get("file", ""), status)
+                           payload.get("file", ""), status, payload.get("frames"))
         details = error.details() if hasattr(error, "details") else str(error)
         if status == grpc.StatusCode.UNAVAILABLE:
             reason = details or "unavailable"

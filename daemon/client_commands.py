@@ -14,7 +14,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from pipeline.errors import MESSAGES as ERROR_MESSAGES, HeadshotError, register_messages, with_code
+from pipeline.errors import MESSAGES as ERROR_MESSAGES, HeadshotError, register_messages, skipped_with_code, with_code
 from pipeline.i18n import N_, _, current_language
 
 EXIT_FAILED = 1
@@ -94,7 +94,7 @@ def register(subparsers) -> None:
     stop.set_defaults(handler=run_stop)
 
     # 4. doctor
-    doctor = subparsers.add_parser("doctor", help=_("Check the daemon, models, device, GIMP, hot folders and disk space."),
+    doctor = subparsers.add_parser("doctor", help=_("Check the settings, daemon, models, device, hot folders and disk space."),
                                    description=_("Check everything Headshot Studio needs and say what to do about each problem."))
     doctor.add_argument("--json", action="store_true", help=_("print the results as JSON"))
     doctor.set_defaults(handler=run_doctor)
@@ -227,6 +227,9 @@ def run_submit(arguments: argparse.Namespace) -> int:
         try:
             handle = client.upload(request, out_dir) if arguments.stream else client.submit(request, out_dir)
         except DaemonError as error:
+            if not arguments.json:
+                for frame in error.frames:
+                    print(skipped_with_code(frame["code"], frame["message"]), file=sys.stderr)
             return _report_failure(arguments, error.code, error.message, error.detail, error.file,
                                    EXIT_INVALID_OPTION if error.code == "invalid_option" else EXIT_FAILED)
         except KeyboardInterrupt:
@@ -244,13 +247,15 @@ def run_submit(arguments: argparse.Namespace) -> int:
 
 
 def _follow(client, arguments: argparse.Namespace, job_id: str, out_dir: str) -> int:
+    from pipeline.cli.process import print_frame_problems
+
     from .client import DaemonError
     from .convert import event_kind
 
     # 1. The events, as a progress bar or JSON lines.
     bar = _ProgressBar(sys.stderr, job_id) if not arguments.json and sys.stderr.isatty() else None
     final = None
-    skipped = []  # why frames that could not be read were left out, as `headshot process` reports them
+    skipped = []  # (code, message) of each frame that could not be read, as `headshot process` reports them
     try:
         for event in client.watch(job_id):
             kind = event_kind(event)
@@ -258,7 +263,7 @@ def _follow(client, arguments: argparse.Namespace, job_id: str, out_dir: str) ->
                 final = event
                 break
             if kind == "frame_scored":
-                skipped += [reason.message for reason in event.frame_scored.reasons if reason.code in ERROR_MESSAGES]
+                skipped += [(reason.code, reason.message) for reason in event.frame_scored.reasons if reason.code in ERROR_MESSAGES]
             if arguments.json:
                 _print_json_line(event_to_dict(event))
             elif bar is not None:
@@ -279,6 +284,8 @@ def _follow(client, arguments: argparse.Namespace, job_id: str, out_dir: str) ->
         failed = final.failed
         if arguments.json:
             _print_json_line({**event_to_dict(final), "error": _error_dict(failed.code, failed.message, failed.detail, failed.file)})
+        else:
+            print_frame_problems(skipped, failed.code, failed.message, sys.stderr)
         print(with_code(failed.code, failed.message) if failed.code else failed.message, file=sys.stderr)
         return EXIT_FAILED
     if kind == "canceled":
@@ -297,8 +304,8 @@ def _follow(client, arguments: argparse.Namespace, job_id: str, out_dir: str) ->
         files = [str(path) for path in variant_files + other_files]
         _print_json_line({**event_to_dict(final), "output_dir": str(folder), "files": files})
     else:
-        for message in skipped:
-            print(_("Skipped: {message}").format(message=message))
+        for code, message in skipped:
+            print(skipped_with_code(code, message))
         print(_written_summary(folder, variant_files, other_files))
         for line in _variant_notes(folder / REPORT_NAME):
             print(line)
@@ -315,14 +322,14 @@ def _written_summary(folder: Path, variant_files: list[Path], other_files: list[
 
 
 def _variant_notes(report_path: Path) -> list[str]:
-    """Return "file: note" for each note of report.json's variants, as `headshot process` prints them."""
+    """Return the notes of report.json's variants as `headshot process` prints them."""
+    from pipeline.cli.process import note_lines
+
     try:
         report = json.loads(report_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
-    variants = report.get("variants", []) if isinstance(report, dict) else []
-    return [f"{variant.get('file')}: {note.get('message')}" for variant in variants if isinstance(variant, dict)
-            for note in variant.get("notes", []) if isinstance(note, dict)]
+    return note_lines(report) if isinstance(report, dict) else []
 
 
 def _collect_results(client, job_id: str, out_dir: str) -> tuple[Path, list[Path], list[Path]]:
@@ -422,8 +429,33 @@ def event_to_dict(event) -> dict:
     from .convert import event_kind
 
     values = json_format.MessageToDict(event, preserving_proto_field_name=True)
-    values["sequence"] = int(event.sequence)
-    return {"event": event_kind(event), **values}
+    return {"event": event_kind(event), **int64_as_numbers(event, values)}
+
+
+def int64_as_numbers(message, values: dict) -> dict:
+    """Turn the 64-bit integers in `MessageToDict(message, preserving_proto_field_name=True)` back into numbers.
+
+    The proto3 JSON mapping writes them as strings, but a script reading `size_bytes` or `sequence` expects a number,
+    and Python's json module reads integers of any size exactly.
+    """
+    from google.protobuf.descriptor import FieldDescriptor
+
+    int64_types = {FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64,
+                   FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64}
+    for field in message.DESCRIPTOR.fields:
+        if field.name not in values:
+            continue
+        value = getattr(message, field.name)
+        repeated = field.label == FieldDescriptor.LABEL_REPEATED
+        if field.type in int64_types:
+            values[field.name] = [int(item) for item in value] if repeated else int(value)
+        elif field.type == FieldDescriptor.TYPE_MESSAGE and not field.message_type.GetOptions().map_entry:
+            pairs = zip(value, values[field.name]) if repeated else [(value, values[field.name])]
+            for submessage, subvalues in pairs:
+                if isinstance(subvalues, dict):  # well-known types such as Timestamp become strings
+                    int64_as_numbers(submessage, subvalues)
+    return values
+
 
 
 class _ProgressBar:
@@ -496,6 +528,7 @@ def run_status(arguments: argparse.Namespace) -> int:
         from google.protobuf import json_format
 
         values = json_format.MessageToDict(info, preserving_proto_field_name=True, including_default_value_fields=True)
+        values = int64_as_numbers(info, values)
         print(json.dumps({"running": True, **values}, ensure_ascii=False, indent=2))
         return 0
 

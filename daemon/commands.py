@@ -22,8 +22,8 @@ BACKGROUND_START_TIMEOUT_S = 60.0
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "daemon",
-        help=_("Run the Headshot Studio daemon, which queues jobs from GIMP, hot folders and the command line."),
-        description=_("Run the Headshot Studio daemon, which queues jobs from GIMP, hot folders and the command line."),
+        help=_("Run the Headshot Studio daemon, which queues jobs from hot folders and the command line."),
+        description=_("Run the Headshot Studio daemon, which queues jobs from hot folders and the command line."),
     )
     parser.add_argument("--foreground", action="store_true",
                         help=_("Stay in this terminal and log to it, instead of starting in the background."))

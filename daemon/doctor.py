@@ -1,7 +1,8 @@
-"""`headshot doctor`: check the daemon, the models, the device, GIMP, the hot folders and the free disk space.
+"""`headshot doctor`: check the settings, the daemon, the models, the device, the hot folders and the free disk space.
 
 Each check returns one `CheckResult` with a translated line and what to do.
 A "problem" fails a required check; a "warning" concerns an optional part.
+An "info" line states a fact, such as the GIMP plug-in not being part of this version.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import importlib.util
 import json
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,9 +21,11 @@ from pipeline.i18n import N_, _, format_decimal
 OK = "ok"
 WARNING = "warning"
 PROBLEM = "problem"
+INFO = "info"  # a fact about an area with nothing to check
 
-STATUS_WORDS = {OK: N_("OK"), WARNING: N_("WARNING"), PROBLEM: N_("PROBLEM")}
+STATUS_WORDS = {OK: N_("OK"), WARNING: N_("WARNING"), PROBLEM: N_("PROBLEM"), INFO: N_("INFO")}
 AREA_TITLES = {
+    "config": N_("Settings"),
     "daemon": N_("Daemon"),
     "models": N_("Models"),
     "device": N_("Device"),
@@ -39,7 +41,6 @@ MEDIAPIPE_MODEL_FILES = (
     "modules/face_landmark/face_landmark_with_attention.tflite",
     "modules/selfie_segmentation/selfie_segmentation.tflite",
 )
-GIMP_PROGRAMS = ("gimp-console-3.0", "gimp-3.0")
 # A 24-megapixel frame written as a 16-bit TIFF is about 144 MB, so one job with a few variants
 # can take a gigabyte. These limits are estimates, not measurements.
 DISK_PROBLEM_BYTES = 1 * 1024**3
@@ -48,15 +49,32 @@ DISK_WARNING_BYTES = 5 * 1024**3
 
 @dataclass
 class CheckResult:
-    """The outcome of one check: the area, ok / warning / problem, a line for a person and what to do."""
+    """The outcome of one check: the area, ok / warning / problem, a line for a person, what to do and an error code."""
 
     area: str
     status: str
     message: str
     advice: str = ""
+    code: str = ""  # the stable error code, where the problem is a `HeadshotError`
 
 
 # --- The checks ---------------------------------------------------------------------------------------------
+
+
+def check_config(path: Path | None = None):
+    """Load the daemon's settings file; return the check's result and the settings, or None when they are invalid."""
+    from pipeline.errors import HeadshotError
+
+    from .config import default_folders, load_config
+
+    try:
+        config = load_config(path)
+    except HeadshotError as error:
+        return CheckResult("config", PROBLEM, error.user_message(), code=error.code), None
+    config_file = Path(path) if path else default_folders().config_file
+    if not config_file.is_file():
+        return CheckResult("config", OK, _("{file} does not exist, so the defaults apply.").format(file=config_file)), config
+    return CheckResult("config", OK, _("{file} is valid.").format(file=config_file)), config
 
 
 def check_daemon(folders=None) -> CheckResult:
@@ -147,33 +165,9 @@ def check_device() -> CheckResult:
     return CheckResult("device", OK, message)
 
 
-def gimp_plugin_folder() -> Path:
-    """Return GIMP 3.0's plug-in folder in the user's settings, which may not exist yet."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "GIMP" / "3.0" / "plug-ins"
-
-
 def check_gimp() -> CheckResult:
-    """Check for GIMP 3 on PATH and the Headshot Studio plug-in in its plug-in folder; both are optional."""
-    program = next((path for path in map(shutil.which, GIMP_PROGRAMS) if path), None)
-    if program is None:
-        return CheckResult("gimp", WARNING, _("GIMP 3 was not found ({programs} are not on PATH).").format(
-            programs=", ".join(GIMP_PROGRAMS)), _("Install GIMP 3 to use the plug-in; everything else works without it."))
-    folder = gimp_plugin_folder()
-    if not folder.is_dir():
-        return CheckResult("gimp", WARNING, _("{program} found, but GIMP's plug-in folder {folder} does not exist.").format(
-            program=program, folder=folder), _("Start GIMP 3 once, then install the Headshot Studio plug-in into {folder}.").format(folder=folder))
-    installed = [entry.name for entry in folder.iterdir() if entry.name.lower().startswith("headshot")]
-    if not installed:
-        return CheckResult("gimp", WARNING, _("{program} found, but the Headshot Studio plug-in is not in {folder}.").format(
-            program=program, folder=folder), _("Install the Headshot Studio plug-in into {folder}, then restart GIMP.").format(folder=folder))
-    return CheckResult("gimp", OK, _("{program} found; plug-in installed in {folder}.").format(
-        program=program, folder=folder / installed[0]))
+    """Say that the GIMP plug-in is not part of this version, so that no one installs GIMP for it."""
+    return CheckResult("gimp", INFO, _("the GIMP plug-in is planned but not part of this version, so there is nothing to install."))
 
 
 def check_hot_folders(config) -> list[CheckResult]:
@@ -239,20 +233,27 @@ def _nearest_existing(path: Path) -> Path:
 # --- Running them -------------------------------------------------------------------------------------------
 
 
-def run_checks(config=None) -> list[CheckResult]:
-    """Run every check in a fixed order; a check that raises becomes a problem line instead of a crash."""
-    from .config import load_config
+def run_checks(config_path: Path | None = None) -> list[CheckResult]:
+    """Run every check in a fixed order; a check that raises becomes a problem line instead of a crash.
 
-    config = config or load_config()
+    Invalid settings are the first problem; the hot-folder and disk checks depend on them, so they are left out then.
+    """
+    from .config import default_folders
+
+    config_result, config = check_config(config_path)
+    folders = config.folders if config is not None else default_folders()
     checks = [
-        ("daemon", lambda: [check_daemon(config.folders)]),
+        ("daemon", lambda: [check_daemon(folders)]),
         ("models", lambda: [check_models()]),
         ("device", lambda: [check_device()]),
         ("gimp", lambda: [check_gimp()]),
-        ("hot_folders", lambda: check_hot_folders(config)),
-        ("disk", lambda: [check_disk(config)]),
     ]
-    results = []
+    if config is not None:
+        checks += [
+            ("hot_folders", lambda: check_hot_folders(config)),
+            ("disk", lambda: [check_disk(config)]),
+        ]
+    results = [config_result]
     for area, check in checks:
         try:
             results.extend(check())
@@ -264,9 +265,12 @@ def run_checks(config=None) -> list[CheckResult]:
 
 def format_result(result: CheckResult) -> list[str]:
     """Return the result as lines: `OK       Device: ...`, then an indented line with what to do."""
+    from pipeline.errors import with_code
+
     width = max(len(_(word)) for word in STATUS_WORDS.values())
     status = _(STATUS_WORDS[result.status]).ljust(width)
-    lines = [f"{status}  {_(AREA_TITLES[result.area])}: {result.message}"]
+    message = with_code(result.code, result.message) if result.code else result.message
+    lines = [f"{status}  {_(AREA_TITLES[result.area])}: {message}"]
     if result.advice:
         lines.append(f"{' ' * width}  → {result.advice}")
     return lines
@@ -274,16 +278,7 @@ def format_result(result: CheckResult) -> list[str]:
 
 def run_doctor_command(arguments: argparse.Namespace) -> int:
     """Print each check; exit 0 when no required check found a problem, else 1."""
-    from pipeline.errors import HeadshotError
-
-    from .config import load_config
-
-    try:
-        config = load_config()
-    except HeadshotError as error:
-        print(error.terminal_message(), file=sys.stderr)
-        return 1
-    results = run_checks(config)
+    results = run_checks()
     if getattr(arguments, "json", False):
         print(json.dumps([asdict(result) for result in results], ensure_ascii=False, indent=2))
     else:

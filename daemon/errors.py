@@ -19,7 +19,6 @@ ERROR_METADATA_KEY = "headshot-error-bin"
 ERROR_CODE_METADATA_KEY = "headshot-error-code"
 
 MESSAGES = {
-    "config_invalid": N_("The settings file {file} is invalid: {reason}. Correct it, or remove it to use the defaults."),
     "queue_full": N_("The queue is full ({limit} jobs are waiting). Wait until some have finished, or raise max_queue in the settings."),
     "job_not_found": N_("Job {job} was not found. Finished jobs are kept for {days} days."),
     "variant_not_found": N_("Job {job} has no variant {variant}."),
@@ -83,15 +82,23 @@ def language_from(metadata, requested: str = "") -> str | None:
 
 
 def error_payload(error: HeadshotError, language: str | None, log_path: str) -> dict:
-    """Return the error as a client shows it: code, translated message, detail, file and log path."""
+    """Return the error as a client shows it: code, translated message, detail, file and log path.
+
+    An error about one of several unusable frames adds `frames`: the code, file and message of each other frame.
+    """
     error.params.setdefault("log", log_path)
-    return {
+    payload = {
         "code": error.code,
         "message": error.user_message(language),
         "detail": error.detail,
         "file": error.path or "",
         "log": log_path,
     }
+    frame_errors = error.params.get("frame_errors") or []
+    if frame_errors:
+        payload["frames"] = [{"code": frame_error.code, "file": frame_error.path or "", "message": frame_error.user_message(language)}
+                             for frame_error in frame_errors]
+    return payload
 
 
 def abort_with(context: grpc.ServicerContext, error: HeadshotError, language: str | None, log_path: str):

@@ -79,15 +79,21 @@ def package_version() -> str:
         return "0+unknown"
 
 
-def configure_logging(log_file: Path, to_stderr: bool = True, level: int = logging.INFO) -> None:
-    """Log to a rotating file (5 MB, 5 kept) and, in the foreground, to stderr; one line per event."""
+def configure_logging(log_file: Path, to_stderr: bool = True, level: int = logging.INFO,
+                      stderr_level: int = logging.NOTSET) -> None:
+    """Log to a rotating file (5 MB, 5 kept) and, in the foreground, to stderr; one line per event.
+
+    `stderr_level` keeps records below it out of the terminal only; the file still gets every record from `level` up.
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s")
     handlers: list[logging.Handler] = [
         logging.handlers.RotatingFileHandler(log_file, maxBytes=5_000_000, backupCount=5, encoding="utf-8")
     ]
     if to_stderr:
-        handlers.append(logging.StreamHandler(sys.stderr))
+        terminal = logging.StreamHandler(sys.stderr)
+        terminal.setLevel(stderr_level)
+        handlers.append(terminal)
     root = logging.getLogger()
     root.setLevel(level)
     for handler in handlers:

@@ -107,7 +107,7 @@ class HeadshotService(pb_grpc.HeadshotServiceServicer):
             except HeadshotError as error:
                 if error.path is None:
                     raise
-                raise HeadshotError(error.code, Path(error.path).name, error.detail, **error.params) from error
+                raise _named_as_sent(error) from error
             if self.pipeline_check is not None:
                 self.pipeline_check(job_request)
             return self._enqueue(job_id, job_request, header.request.output_dir, uploaded=True)
@@ -563,3 +563,11 @@ def _available_engines() -> list[str]:
     candidates = (("torch", "torch"), ("mediapipe", "mediapipe"), ("opencv", "cv2"), ("diffusers", "diffusers"),
                   ("heif", "pillow_heif"))
     return [name for name, module in candidates if find_spec(module) is not None]
+
+
+def _named_as_sent(error: HeadshotError) -> HeadshotError:
+    """Return an uploaded frame's error naming the frame by its file name, not by the daemon's copy; likewise its `frame_errors`."""
+    params = dict(error.params)
+    if "frame_errors" in params:
+        params["frame_errors"] = [_named_as_sent(frame_error) for frame_error in params["frame_errors"]]
+    return HeadshotError(error.code, Path(error.path).name if error.path else None, error.detail, **params)

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
-import re
 import stat
+import tempfile
 from pathlib import Path
 
 from pipeline.errors import HeadshotError, similar_names
 from pipeline.i18n import N_, gettext_for
 from pipeline.request import MAKEUP_PRESETS, OUTPUT_FORMATS, RETOUCH_PRESETS, JobRequest
 
-from .config import DefaultStyles
+from .config import HEX_COLOR, DefaultStyles
 
-HEX_COLOR = re.compile(r"^color:#[0-9a-fA-F]{6}$")
 # Style names from pipeline.request, for a tree where pipeline.styles is not installed.
 FALLBACK_STYLE_NAMES = {
     "retouch": RETOUCH_PRESETS,
     "makeup": MAKEUP_PRESETS,
     "backdrop": ("original", "studio-grey", "white", "black", "blur"),
+}
+# The reason, by errno, that a file cannot be created in a folder, in the words of pipeline.photo_io.failures.os_reason.
+WRITE_ERROR_REASONS = {
+    errno.EACCES: N_("permission denied"),
+    errno.EPERM: N_("permission denied"),
+    errno.EROFS: N_("the disk is read-only"),
+    errno.ENOSPC: N_("no space left on the disk"),
 }
 # Pixel limit of the fallback probe; pipeline.photo_io.probe applies the configured one.
 FALLBACK_MAX_MEGAPIXELS = 200
@@ -88,7 +95,8 @@ def check_frames(frames: list[str]) -> None:
     """Raise for a frame that is missing or not a regular file, and when no frame is a usable image.
 
     As with `headshot process`, a frame that is there but cannot be read (empty, damaged, not a photo) does not
-    stop the others: the job reports it as skipped.
+    stop the others: the job reports it as skipped. When no frame is usable, the error raised is the first frame's,
+    with the other frames' errors in its params under `frame_errors`.
     """
     if not frames:
         raise HeadshotError("no_frames", None, "the request lists no frames")
@@ -100,6 +108,8 @@ def check_frames(frames: list[str]) -> None:
         except HeadshotError as error:
             unusable.append(error)
     if len(unusable) == len(frames):
+        # The first frame's error becomes the job's. The others go with it, so a client can show every frame's problem.
+        unusable[0].params["frame_errors"] = unusable[1:]
         raise unusable[0]
 
 
@@ -125,14 +135,31 @@ def check_frame_path(frame: str) -> None:
 
 
 def check_output_dir(output_dir: str, language: str | None = None) -> None:
-    """Raise for an output folder that is not absolute or is a file; the reason is worded in `language`."""
+    """Raise for an output folder that is not absolute, is a file, or cannot be written or created.
+
+    The reason is worded in `language`. A missing folder is checked through the nearest folder above it that exists,
+    because the job creates it there.
+    """
     if not output_dir:
         return
     if not os.path.isabs(output_dir):
         raise HeadshotError("path_not_absolute", output_dir, "output_dir must be absolute")
+    _ = gettext_for(language)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise HeadshotError("write_failed", output_dir, "output_dir exists and is not a folder",
-                            reason=gettext_for(language)(N_("it is a file, not a folder")))
+                            reason=_(N_("it is a file, not a folder")))
+    existing = Path(output_dir)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise HeadshotError("write_failed", output_dir, f"{existing} is not a folder",
+                            reason=_(N_("a part of the path is a file, not a folder")))
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        reason = _(WRITE_ERROR_REASONS[error.errno]) if error.errno in WRITE_ERROR_REASONS else error.strerror or str(error)
+        raise HeadshotError("write_failed", output_dir, f"cannot create a file in {existing}: {error!r}", reason=reason) from None
 
 
 def _photo_probe():

@@ -85,6 +85,11 @@ def with_code(code: str, message: str, language: str | None = None) -> str:
     return gettext_for(language)(N_("Error {code}: {message}")).format(code=code, message=message)
 
 
+def skipped_with_code(code: str, message: str, language: str | None = None) -> str:
+    """Return the line for a frame a job left out, with its error code as `with_code` gives it: "Skipped (file_empty): …"."""
+    return gettext_for(language)(N_("Skipped ({code}): {message}")).format(code=code, message=message)
+
+
 def similar_names(value, names: Iterable) -> list[str]:
     """Return up to MAX_SUGGESTIONS of `names` that a mistyped `value` may have meant, for an error's `suggestions`.
 

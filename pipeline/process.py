@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import re
+import tempfile
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -675,6 +676,9 @@ class _Job:
             missing = missing.parent
         try:
             self.output_dir.mkdir(parents=True, exist_ok=True)
+            # A folder that exists but cannot be written would otherwise fail only once every variant is rendered.
+            with tempfile.TemporaryFile(dir=self.output_dir):
+                pass
         except OSError as error:
             raise HeadshotError("write_failed", self.output_dir, str(error), reason=os_reason(error)) from error
         inputs = {Path(frame).resolve() for frame in self.request.frames}

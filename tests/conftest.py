@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -32,3 +33,25 @@ def astronaut_rgb() -> np.ndarray:
     from skimage import data
 
     return data.astronaut()
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """Return an existing folder in which no file can be created, as a photographer meets a read-only folder.
+
+    Root ignores permission bits, so for root the folder also gets the immutable attribute (chattr +i); the test is
+    skipped where that fails.
+    """
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    immutable = False
+    if os.geteuid() == 0:
+        immutable = subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+        if not immutable:
+            folder.chmod(0o755)
+            pytest.skip("root can write into any folder, and chattr +i is not available here")
+    yield folder
+    if immutable:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    folder.chmod(0o755)

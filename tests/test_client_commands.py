@@ -143,6 +143,14 @@ def test_submit_json_lines_end_with_completed(start_daemon, daemon_home, capsys,
     assert sequences == sorted(sequences)
     final = lines[-1]
     assert final["completed"]["variant_count"] == 2
+    for line in lines:
+        assert type(line["sequence"]) is int
+    variants = [line["variant_ready"] for line in lines if line["event"] == "variant_ready"]
+    sizes = {Path(path).name: Path(path).stat().st_size for path in final["files"]}
+    for variant in variants:
+        assert type(variant["size_bytes"]) is int
+        assert variant["size_bytes"] > 0
+    assert sorted(variant["size_bytes"] for variant in variants) == sorted(sizes[name] for name in ("frame00_0.png", "frame01_1.png"))
     assert all(Path(path).is_file() for path in final["files"])
     assert len(final["files"]) == 4
     status = client.job(lines[0]["job_id"])
@@ -193,21 +201,19 @@ def test_submit_skips_an_unreadable_frame_as_process_does(start_daemon, daemon_h
                              "--backdrop", "white", "--crop", "square")
 
     assert code == 0, err
-    assert "Skipped: " in out
-    assert "empty.jpg" in out
+    assert f"Skipped (file_empty): {empty} is empty (0 bytes). Export the photo again." in out.splitlines()
     report = json.loads((daemon_home / "out" / "report.json").read_text())
-    notes = [f"{variant['file']}: {note['message']}" for variant in report["variants"] for note in variant["notes"]]
-    assert notes  # the astronaut's head is levelled
-    assert all(note in out.splitlines() for note in notes)  # the same notes as headshot process prints
+    levelled = [note["message"] for variant in report["variants"] for note in variant["notes"] if note["code"] == "head_levelled"]
+    assert levelled  # the astronaut's head is levelled
+    assert out.splitlines().count(f"astronaut.jpg: {levelled[0]}") == 1  # once per frame, as headshot process prints it
     assert (daemon_home / "out" / "astronaut_white_natural_square.jpg").is_file()
 
     # The same batch streamed: the empty frame is skipped too, named as sent.
     code, out, err = run_cli(capsys, "submit", str(frame), str(empty), "--out", str(daemon_home / "streamed"), "--no-start",
                              "--stream", "--backdrop", "white", "--crop", "square")
     assert code == 0, err
-    skipped = [line for line in out.splitlines() if line.startswith("Skipped: ")]
-    assert len(skipped) == 1
-    assert skipped[0].startswith("Skipped: empty.jpg ")
+    skipped = [line for line in out.splitlines() if line.startswith("Skipped")]
+    assert skipped == ["Skipped (file_empty): empty.jpg is empty (0 bytes). Export the photo again."]
     assert (daemon_home / "streamed" / "astronaut_white_natural_square.jpg").is_file()
     streamed_report = json.loads((daemon_home / "streamed" / "report.json").read_text())
     assert streamed_report["request"]["frames"] == ["astronaut.jpg", "empty.jpg"]
@@ -218,6 +224,59 @@ def test_submit_skips_an_unreadable_frame_as_process_does(start_daemon, daemon_h
     assert code == 1
     assert "Error file_empty: " in err
     assert "empty.jpg" in err
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_submit_reports_every_unreadable_frame(start_daemon, daemon_home, capsys, stream):
+    from daemon.worker import pipeline_runner
+
+    start_daemon(runner=pipeline_runner)
+    folder = daemon_home / "bad"
+    folder.mkdir()
+    empty, text, cut = folder / "empty.jpg", folder / "text.jpg", folder / "trunc.jpg"
+    empty.write_bytes(b"")
+    text.write_text("shopping list", encoding="utf-8")
+    cut.write_bytes(cv2.imencode(".jpg", np.full((400, 300, 3), 128, np.uint8))[1].tobytes()[:600])
+    names = [path.name for path in (empty, text, cut)] if stream else [str(path) for path in (empty, text, cut)]
+
+    code, out, err = run_cli(capsys, "submit", str(empty), str(text), str(cut), "--no-start", *(["--stream"] if stream else []))
+
+    lines = err.strip().splitlines()
+    assert code == 1
+    assert out == ""
+    assert len(lines) == 3
+    assert lines[0].startswith(f"Skipped (not_an_image): {names[1]} is not an image Headshot Studio can read.")
+    assert lines[1].startswith(f"Skipped (file_truncated): {names[2]} is incomplete: the image data ends early.")
+    assert lines[2] == f"Error file_empty: {names[0]} is empty (0 bytes). Export the photo again."
+
+
+def frames_unreadable_runner(request, out_dir, on_event=None, should_stop=None):
+    """Score every frame as unreadable, as the pipeline does for a frame that fails to decode, then fail the job."""
+    from pipeline.jobs import EventKind, JobEvent, Stage
+
+    errors = [HeadshotError("file_truncated", frame, "the test runner says so") for frame in request.frames]
+    for frame, error in zip(request.frames, errors):
+        on_event(JobEvent(EventKind.frame_scored, stage=Stage.analysing, frame=frame, score=0.0,
+                          reasons=[{"code": error.code, "message": error.user_message(request.language)}]))
+    raise errors[0]
+
+
+@pytest.mark.parametrize(("language", "skipped", "final"), [
+    ("en", "Skipped (file_truncated): {file} is incomplete", "Error file_truncated: {file} is incomplete"),
+    ("nl", "Overgeslagen (file_truncated): {file} is onvolledig", "Fout file_truncated: {file} is onvolledig"),
+])
+def test_failed_job_lists_every_frame_problem(start_daemon, daemon_home, capsys, monkeypatch, language, skipped, final):
+    start_daemon(runner=frames_unreadable_runner)
+    frames = write_frames(daemon_home / "in", 3)
+    monkeypatch.setenv("HEADSHOT_LANG", language)
+
+    code, out, err = run_cli(capsys, "submit", *frames, "--no-start", "--out", str(daemon_home / "out"))
+
+    lines = err.strip().splitlines()[-3:]
+    assert code == 1
+    assert lines[0].startswith(skipped.format(file=frames[1]))
+    assert lines[1].startswith(skipped.format(file=frames[2]))
+    assert lines[2].startswith(final.format(file=frames[0]))
 
 
 def failing_runner(request, out_dir, on_event=None, should_stop=None):

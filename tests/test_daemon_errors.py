@@ -344,3 +344,23 @@ def test_refusal_names_state_in_client_language(start_daemon, daemon_home):
 
     assert finished.value.code == "job_finished"
     assert finished.value.message == f"Taak {handle.job_id} is al afgelopen (de status is voltooid)."
+
+
+@pytest.mark.parametrize(("language", "reason"), [("en", "(permission denied)"), ("nl", "(toegang geweigerd)")])
+def test_read_only_output_dir_rejected_up_front(start_daemon, daemon_home, read_only_folder, language, reason):
+    daemon, _client = start_daemon()
+    frames = write_frames(daemon_home / "in", 1)
+    new_folder = read_only_folder / "headshots"
+
+    with DaemonClient(daemon.address, daemon.token, language=language) as client:
+        for output_dir in (read_only_folder, new_folder):
+            for send in (client.submit, client.upload):
+                with pytest.raises(DaemonError) as rejected:
+                    send(JobRequest(frames=frames, **ONE_VARIANT), output_dir=str(output_dir))
+
+                assert rejected.value.code == "write_failed"
+                assert rejected.value.status == grpc.StatusCode.FAILED_PRECONDITION
+                assert rejected.value.message.startswith(f"{output_dir} ")
+                assert reason in rejected.value.message
+        assert client.jobs() == []
+    assert not new_folder.exists()

@@ -25,9 +25,9 @@ from test_daemon_fixtures import REPO_ROOT, SlowRunner, daemon_home, start_daemo
 ONE_VARIANT = {"backdrops": ["white"], "lights": ["natural"], "crops": ["square"]}
 
 
-def run_command(*arguments: str, home: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_command(*arguments: str, home: Path, timeout: float = 60, language: str = "en") -> subprocess.CompletedProcess:
     # HOME too, so the hot folders' default inbox (under the user's Pictures folder) lands in the test folder.
-    environment = {**os.environ, "HEADSHOT_HOME": str(home), "HEADSHOT_LANG": "en", "HOME": str(home / "user"),
+    environment = {**os.environ, "HEADSHOT_HOME": str(home), "HEADSHOT_LANG": language, "HOME": str(home / "user"),
                    "XDG_CONFIG_HOME": str(home / "user" / ".config")}
     return subprocess.run([sys.executable, "-m", "daemon.cli", *arguments], cwd=REPO_ROOT, env=environment,
                           capture_output=True, text=True, timeout=timeout)
@@ -120,23 +120,132 @@ def test_print_config_shows_effective_values(daemon_home):
     assert values["retention_days"] == 3
     assert values["hot_folders"] == [{"inbox": "/in", "output": "/out", "polling": False}]
     assert values["default_styles"]["backdrops"] == ["white"]
+    assert values["default_styles"]["crops"] == ["square", "portrait"]
     assert values["folders"]["data"] == str(daemon_home / "data")
+    assert values["folders"]["config_file"] == str(config_file)
     assert values["transport"] == "unix"
     assert bad.returncode == 2
     assert "missing.toml" in bad.stderr
+
+
+def test_print_config_without_file_shows_defaults(daemon_home):
+    import tomllib
+
+    printed = run_command("daemon", "--print-config", home=daemon_home)
+
+    values = tomllib.loads(printed.stdout)
+    pictures = daemon_home / "Pictures" / "Headshot Studio"
+    assert printed.returncode == 0
+    assert values["hot_folders"] == [{"inbox": str(pictures / "Inbox"), "output": str(pictures / "Output"), "polling": False}]
+    assert values["default_styles"] == {"retouch": "natural", "makeup": "none", "backdrops": ["studio-grey", "white", "blur"],
+                                        "lights": ["natural"], "crops": ["square", "portrait"], "output_format": "same"}
+    assert values["folders"]["config_file"] == str(daemon_home / "config" / "config.toml")
+    assert "source_file" not in values
 
 
 def test_invalid_config_is_reported(daemon_home):
     from daemon.config import load_config
 
     (daemon_home / "config").mkdir()
-    (daemon_home / "config" / "config.toml").write_text("max_queue = 0\n", encoding="utf-8")
+    config_file = daemon_home / "config" / "config.toml"
+    config_file.write_text("max_queue = 0\n", encoding="utf-8")
 
     with pytest.raises(HeadshotError) as invalid:
         load_config()
 
-    assert invalid.value.code == "invalid_option"
-    assert "max_queue" in invalid.value.user_message("en")
+    assert invalid.value.code == "config_invalid"
+    assert invalid.value.path == str(config_file)
+    assert "max_queue is 0, which is not allowed (allowed: ≥ 1)" in invalid.value.user_message("en")
+
+
+def write_default_config(home: Path, text: str) -> Path:
+    config_file = home / "config" / "config.toml"
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    config_file.write_text(text, encoding="utf-8")
+    return config_file
+
+
+@pytest.mark.parametrize(("language", "expected"), [
+    ("en", ["Error config_invalid: The settings file {file} is invalid: default_styles.crops is \"squar\", which is not "
+            "allowed (allowed: original, square, portrait, classic, banner, passport, us-passport).",
+            "Did you mean square?"]),
+    ("nl", ["Fout config_invalid: Het instellingenbestand {file} is ongeldig: default_styles.crops is \"squar\", en dat is "
+            "niet toegestaan (toegestaan: original, square, portrait, classic, banner, passport, us-passport).",
+            "Bedoelde je square?"]),
+])
+def test_mistyped_default_style_stops_daemon(daemon_home, language, expected):
+    config_file = write_default_config(daemon_home, '[default_styles]\ncrops = ["squar"]\n')
+
+    foreground = run_command("daemon", "--foreground", "--no-tray", home=daemon_home, timeout=30, language=language)
+    printed = run_command("daemon", "--print-config", home=daemon_home, timeout=30, language=language)
+
+    assert foreground.returncode == 2
+    assert foreground.stderr.strip().startswith(expected[0].format(file=config_file))
+    assert foreground.stderr.strip().endswith(expected[1])
+    assert read_discovery() is None
+    assert printed.returncode == 2
+    assert printed.stdout == ""
+    assert printed.stderr == foreground.stderr
+
+
+@pytest.mark.parametrize(("text", "key", "reason", "suggestion"), [
+    ('max_queu = 5\n', "max_queu", "max_queu is not a setting", "max_queue"),
+    ('port = "80"\n', "port", "port has the type string, but must have the type integer", None),
+    ('transport = "tpc"\n', "transport", 'transport is "tpc", which is not allowed (allowed: unix, tcp)', None),
+    ('[default_styles]\nretouch = "natral"\n', "default_styles.retouch",
+     'default_styles.retouch is "natral", which is not allowed (allowed: off, natural, studio, glamour)', "natural"),
+    ('[default_styles]\nbackdrops = ["white", "whit"]\n', "default_styles.backdrops",
+     'default_styles.backdrops is "whit", which is not allowed (allowed: original, studio-grey, white, black, blur, '
+     'color:#RRGGBB, image:PATH)', "white"),
+    ('[default_styles]\nbackdrops = ["color:#RRGGBB"]\n', "default_styles.backdrops",
+     'default_styles.backdrops is "color:#RRGGBB", which is not allowed', None),
+    ('[default_styles]\nbackdrops = ["image:/no/such/backdrop.png"]\n', "default_styles.backdrops",
+     "default_styles.backdrops names the backdrop picture /no/such/backdrop.png, which does not exist", None),
+    ('[default_styles]\nlights = ["rembrandt"]\n', "default_styles.lights",
+     'default_styles.lights is "rembrandt", which is not allowed', "rembrandt-left"),
+    ('[default_styles]\noutput_format = "tif"\n', "default_styles.output_format",
+     'default_styles.output_format is "tif", which is not allowed (allowed: same, jpeg, png, tiff)', "tiff"),
+    ('[default_styles]\ncrop = ["square"]\n', "default_styles.crop", "default_styles.crop is not a setting", "crops"),
+    ('[[hot_folders]]\ninbox = "/in"\noutptu = "/out"\n', "hot_folders.outptu", "hot_folders.outptu is not a setting",
+     "output"),
+    ('[[hot_folders]]\ninbox = "/in"\n', "hot_folders.output", "hot_folders.output is missing", None),
+    ('[[hot_folders]]\ninbox = "/in"\noutput = "/out"\npolling = "yes"\n', "hot_folders.polling",
+     "hot_folders.polling has the type string, but must have the type boolean", None),
+])
+def test_config_value_errors_name_the_key(daemon_home, text, key, reason, suggestion):
+    from daemon.config import load_config
+
+    config_file = write_default_config(daemon_home, text)
+
+    with pytest.raises(HeadshotError) as invalid:
+        load_config()
+
+    message = invalid.value.user_message("en")
+    assert invalid.value.code == "config_invalid"
+    assert invalid.value.detail.startswith(f"{key}: ")
+    assert message.startswith(f"The settings file {config_file} is invalid: {reason}")
+    if suggestion is None:
+        assert "Did you mean" not in message
+    else:
+        assert f"Did you mean {suggestion}" in message
+
+
+def test_valid_default_styles_are_loaded(daemon_home):
+    from daemon.config import load_config
+
+    backdrop = daemon_home / "brand.png"
+    backdrop.write_bytes(b"a backdrop picture")
+    write_default_config(daemon_home, '[default_styles]\nretouch = "studio"\ncrops = ["square", "passport"]\n'
+                                      f'backdrops = ["white", "color:#112233", "image:{backdrop}"]\n'
+                                      'lights = ["rembrandt-left"]\noutput_format = "jpeg"\n')
+
+    styles = load_config().default_styles
+
+    assert styles.retouch == "studio"
+    assert styles.crops == ["square", "passport"]
+    assert styles.backdrops == ["white", "color:#112233", f"image:{backdrop}"]
+    assert styles.lights == ["rembrandt-left"]
+    assert styles.output_format == "jpeg"
 
 
 def test_file_in_place_of_socket_stops_start(daemon_home):

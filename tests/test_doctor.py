@@ -12,7 +12,7 @@ import pytest
 
 from daemon.cli import main
 from daemon.config import default_folders
-from daemon.doctor import OK, PROBLEM, WARNING, check_daemon, check_disk, check_gimp, check_hot_folders
+from daemon.doctor import INFO, OK, PROBLEM, WARNING, check_daemon, check_disk, check_gimp, check_hot_folders
 from test_daemon_fixtures import daemon_home, start_daemon  # noqa: F401
 
 
@@ -48,10 +48,12 @@ def test_doctor_in_english(private_user, capsys):
     code, lines = doctor_lines(capsys)
 
     assert code == 0
+    assert line_for(lines, "Settings") == f"OK       Settings: {default_folders().config_file} does not exist, so the defaults apply."
     assert line_for(lines, "Daemon").startswith("WARNING  Daemon: not running.")
     assert line_for(lines, "Models").startswith("OK       Models: mediapipe 0.10.21: face detection and face mesh run.")
     assert line_for(lines, "Device").startswith("OK       Device: torch ")
-    assert line_for(lines, "GIMP").startswith("WARNING  GIMP: GIMP 3 was not found")
+    assert line_for(lines, "GIMP") == "INFO     GIMP: the GIMP plug-in is planned but not part of this version, so there is nothing to install."
+    assert lines[lines.index(line_for(lines, "GIMP")) + 1].startswith("OK       Hot folder: ")
     assert line_for(lines, "Hot folder").startswith("OK       Hot folder: inbox ")
     assert line_for(lines, "Disk space").startswith(("OK", "WARNING", "PROBLEM"))
     advice = lines[lines.index(line_for(lines, "Daemon")) + 1]
@@ -65,10 +67,11 @@ def test_doctor_in_dutch(private_user, capsys, monkeypatch):
     code, lines = doctor_lines(capsys)
 
     assert code == 0
+    assert line_for(lines, "Instellingen").startswith("OK        Instellingen: ")
     assert line_for(lines, "Achtergronddienst").startswith("LET OP    Achtergronddienst: draait niet.")
     assert line_for(lines, "Modellen").startswith("OK        Modellen: mediapipe 0.10.21: gezichtsdetectie en gezichtsmesh werken.")
     assert line_for(lines, "Rekeneenheid").startswith("OK        Rekeneenheid: torch ")
-    assert line_for(lines, "GIMP").startswith("LET OP    GIMP: GIMP 3 is niet gevonden")
+    assert line_for(lines, "GIMP") == "INFO      GIMP: de GIMP-plug-in is gepland maar zit niet in deze versie, dus er valt niets te installeren."
     assert line_for(lines, "Hotfolder").startswith("OK        Hotfolder: invoermap ")
     assert line_for(lines, "Schijfruimte")
     assert lines[-1] == "Alle vereiste controles zijn geslaagd."
@@ -110,6 +113,34 @@ def test_doctor_fails_on_unusable_hot_folder(private_user, daemon_home, capsys):
     assert lines[-1] == "1 required checks found a problem."
 
 
+@pytest.mark.parametrize(("language", "expected"), [
+    ("en", "PROBLEM  Settings: Error config_invalid: The settings file {file} is invalid: default_styles.crops is \"squar\""),
+    ("nl", "PROBLEEM  Instellingen: Fout config_invalid: Het instellingenbestand {file} is ongeldig: default_styles.crops is \"squar\""),
+])
+def test_doctor_reports_invalid_config(private_user, capsys, monkeypatch, language, expected):
+    monkeypatch.setenv("HEADSHOT_LANG", language)
+    write_config('[default_styles]\ncrops = ["squar"]\n')
+
+    code, lines = doctor_lines(capsys)
+
+    assert code == 1
+    assert lines[0].startswith(expected.format(file=default_folders().config_file))
+    assert lines[0].endswith({"en": "Did you mean square?", "nl": "Bedoelde je square?"}[language])
+    assert lines[-1] == {"en": "1 required checks found a problem.", "nl": "1 vereiste controles vonden een probleem."}[language]
+
+
+def test_doctor_json_names_config_error_code(private_user, capsys):
+    write_config("max_queue = 0\n")
+
+    code, lines = doctor_lines(capsys, "--json")
+
+    [config_result] = [result for result in json.loads("\n".join(lines)) if result["area"] == "config"]
+    assert code == 1
+    assert config_result["status"] == PROBLEM
+    assert config_result["code"] == "config_invalid"
+    assert "max_queue is 0" in config_result["message"]
+
+
 def test_hot_folder_inbox_that_is_a_file(private_user, daemon_home):
     from daemon.config import load_config
 
@@ -135,24 +166,19 @@ def test_hot_folders_that_exist(private_user, daemon_home):
     assert result.message == f"inbox {daemon_home / 'inbox'} and output {daemon_home / 'output'} are writable."
 
 
-def test_gimp_found_with_plugin(private_user, daemon_home, monkeypatch):
+def test_gimp_plugin_not_offered_even_with_gimp(private_user, daemon_home, monkeypatch):
     bin_dir = daemon_home / "bin"
     bin_dir.mkdir()
     program = bin_dir / "gimp-console-3.0"
     program.write_text("#!/bin/sh\nexit 0\n")
     program.chmod(program.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    plugin_folder = private_user / ".config" / "GIMP" / "3.0" / "plug-ins"
 
-    plugin_folder.mkdir(parents=True)
     result = check_gimp()
-    assert result.status == WARNING
-    assert result.message == f"{program} found, but the Headshot Studio plug-in is not in {plugin_folder}."
 
-    (plugin_folder / "headshot_studio").mkdir()
-    result = check_gimp()
-    assert result.status == OK
-    assert result.message == f"{program} found; plug-in installed in {plugin_folder / 'headshot_studio'}."
+    assert result.status == INFO
+    assert result.message == "the GIMP plug-in is planned but not part of this version, so there is nothing to install."
+    assert result.advice == ""
 
 
 def test_disk_check_reports_free_space(private_user):
@@ -179,5 +205,6 @@ def test_doctor_json(private_user, capsys):
 
     results = json.loads("\n".join(lines))
     assert code == 0
-    assert [result["area"] for result in results] == ["daemon", "models", "device", "gimp", "hot_folders", "disk"]
-    assert {result["status"] for result in results} <= {OK, WARNING, PROBLEM}
+    assert [result["area"] for result in results] == ["config", "daemon", "models", "device", "gimp", "hot_folders", "disk"]
+    assert {result["status"] for result in results} <= {OK, WARNING, PROBLEM, INFO}
+    assert [result["status"] for result in results if result["area"] == "gimp"] == [INFO]

@@ -768,3 +768,49 @@ def test_ledger_attempts_restart_after_failure(tmp_path):
     assert entry.attempts == 1
     assert entry.state == "in_progress"
     assert entry.output_dir == output_dir
+
+
+@pytest.mark.parametrize(("language", "prefix", "hint"), [
+    ("en", "Error config_invalid: The settings file {file} is invalid: default_styles.crops is \"squar\"", "Did you mean square?"),
+    ("nl", "Fout config_invalid: Het instellingenbestand {file} is ongeldig: default_styles.crops is \"squar\"", "Bedoelde je square?"),
+])
+def test_hotfolder_rejects_mistyped_default_style(tmp_path, language, prefix, hint):
+    config_file = tmp_path / "config.toml"
+    config_file.write_text('[default_styles]\ncrops = ["squar"]\n', encoding="utf-8")
+    inbox = tmp_path / "Inbox"
+    environment = {**os.environ, "HEADSHOT_HOME": str(tmp_path / "home"), "HEADSHOT_LANG": language}
+
+    # A process, so that a hot folder which starts despite the error is stopped by the timeout.
+    finished = subprocess.run([sys.executable, "-m", "daemon.cli", "hotfolder", "--config", str(config_file), "--in", str(inbox),
+                               "--out", str(tmp_path / "Out"), "--in-process"],
+                              cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=30)
+
+    error = finished.stderr.strip()
+    assert finished.returncode == 1
+    assert error.startswith(prefix.format(file=config_file))
+    assert error.endswith(hint)
+    assert not inbox.exists()
+
+
+def test_hotfolder_terminal_shows_warnings_only(tmp_path):
+    home, inbox = tmp_path / "home", tmp_path / "Inbox"
+    inbox.mkdir()
+    environment = {**os.environ, "HEADSHOT_HOME": str(home), "HEADSHOT_LANG": "en"}
+    process = subprocess.Popen([sys.executable, "-m", "daemon.cli", "hotfolder", "--in", str(inbox), "--out", str(tmp_path / "Out"),
+                                "--in-process", "--settle", str(SETTLE_S)],
+                               cwd=REPO_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: (home / "logs" / "hotfolder.log").is_file() and "watching" in (home / "logs" / "hotfolder.log").read_text())
+        (inbox / "notes.jpg").write_text("shopping list", encoding="utf-8")
+        assert wait_until(lambda: (inbox / "failed" / "notes.jpg.error.txt").exists(), timeout_s=60)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+
+    log = (home / "logs" / "hotfolder.log").read_text(encoding="utf-8")
+    assert process.returncode == 0
+    assert out.splitlines()[:2] == [f"Watching {inbox}; results go to {tmp_path / 'Out'}.", "Press Ctrl+C to stop."]
+    assert " INFO " not in err
+    assert f"WARNING plugins.lightroom_bridge.bridge [hotfolder-worker-0] hot folder {inbox}: notes.jpg failed (not_an_image" in err
+    assert f"INFO plugins.lightroom_bridge.bridge [MainThread] hot folder {inbox}: watching (events)" in log
+    assert "notes.jpg failed (not_an_image" in log

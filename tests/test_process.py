@@ -333,10 +333,15 @@ def test_cli_suggests_light_names(tmp_path, astronaut_png, capsys, monkeypatch, 
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_summary_names_skipped_frames(tmp_path, astronaut_png, capsys):
+@pytest.mark.parametrize(("language", "summary", "skipped"), [
+    ("en", "Variants written to", "Skipped (not_an_image): {file} is not an image"),
+    ("nl", "Varianten geschreven naar", "Overgeslagen (not_an_image): {file} is geen afbeelding"),
+])
+def test_cli_summary_names_skipped_frames(tmp_path, astronaut_png, capsys, monkeypatch, language, summary, skipped):
     require_parts()
     from daemon.cli import main
 
+    monkeypatch.setenv("HEADSHOT_LANG", language)
     not_a_photo = tmp_path / "notes.jpg"
     not_a_photo.write_text("shopping list", encoding="utf-8")
     code = main(["process", str(astronaut_png), str(not_a_photo), "--out", str(tmp_path / "out"),
@@ -344,8 +349,8 @@ def test_cli_summary_names_skipped_frames(tmp_path, astronaut_png, capsys):
 
     output = capsys.readouterr().out
     assert code == 0
-    assert "Variants written to" in output
-    assert f"Skipped: {not_a_photo} is not an image" in output
+    assert summary in output
+    assert skipped.format(file=not_a_photo) in output
 
 
 def test_cli_json_output_with_defaults(tmp_path, astronaut_png, capsys):
@@ -715,3 +720,105 @@ def test_crop_past_top_continues_backdrop_not_hair(tmp_path, shared_photos):
     past_top = detail[: int(0.01 * height), int(0.3 * width) : int(0.7 * width)].mean()
     hair = detail[int(0.05 * height) : int(0.15 * height), int(0.3 * width) : int(0.7 * width)].mean()
     assert past_top < 0.3 * hair  # a mirror of the hair measures 0.43
+
+
+def write_unreadable_frames(folder: Path, source: Path) -> list[Path]:
+    """Write an empty file, a text file and a JPEG cut off after 20 kB, each named .jpg."""
+    folder.mkdir(parents=True, exist_ok=True)
+    empty, text, cut = folder / "empty.jpg", folder / "text.jpg", folder / "trunc.jpg"
+    empty.write_bytes(b"")
+    text.write_text("shopping list", encoding="utf-8")
+    cut.write_bytes(source.read_bytes()[:20_000])
+    return [empty, text, cut]
+
+
+@pytest.mark.parametrize(("language", "skipped", "final"), [
+    ("en", ["Skipped (not_an_image): {text} is not an image Headshot Studio can read.",
+            "Skipped (file_truncated): {cut} is incomplete: the image data ends early."],
+     "Error file_empty: {empty} is empty (0 bytes). Export the photo again."),
+    ("nl", ["Overgeslagen (not_an_image): {text} is geen afbeelding die Headshot Studio kan lezen.",
+            "Overgeslagen (file_truncated): {cut} is onvolledig"],
+     "Fout file_empty: {empty} is leeg (0 bytes)."),
+])
+def test_cli_reports_every_unreadable_frame(tmp_path, capsys, monkeypatch, shared_photos, language, skipped, final):
+    from daemon.cli import main
+
+    monkeypatch.setenv("HEADSHOT_LANG", language)
+    empty, text, cut = write_unreadable_frames(tmp_path / "bad", shared_photos / "obama.jpg")
+
+    code = main(["process", str(empty), str(text), str(cut), "--out", str(tmp_path / "out")])
+
+    lines = capsys.readouterr().err.strip().splitlines()
+    names = {"empty": empty, "text": text, "cut": cut}
+    assert code == 1
+    assert len(lines) == 3
+    assert lines[0].startswith(skipped[0].format(**names))
+    assert lines[1].startswith(skipped[1].format(**names))
+    assert lines[2].startswith(final.format(**names))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("language", "expected"), [
+    ("en", "Error write_failed: {folder} could not be written (permission denied)."),
+    ("nl", "Fout write_failed: {folder} kon niet worden geschreven (toegang geweigerd)."),
+])
+def test_read_only_output_rejected_before_work(read_only_folder, astronaut_png, capsys, monkeypatch, language, expected):
+    from daemon.cli import main
+    from pipeline.process import run_job
+
+    monkeypatch.setenv("HEADSHOT_LANG", language)
+    events = []
+
+    with pytest.raises(HeadshotError) as raised:
+        run_job(JobRequest(frames=[str(astronaut_png)]), read_only_folder, on_event=events.append)
+    code = main(["process", str(astronaut_png), "--out", str(read_only_folder)])
+
+    assert raised.value.code == "write_failed"
+    assert events == []  # no frame was analysed
+    assert code == 1
+    assert capsys.readouterr().err.strip().startswith(expected.format(folder=read_only_folder))
+    assert list(read_only_folder.iterdir()) == []
+
+
+def test_cli_prints_frame_note_once(tmp_path, astronaut_png, capsys):
+    require_parts()
+    from daemon.cli import main
+
+    code = main(["process", str(astronaut_png), "--out", str(tmp_path / "out"), "--backdrop", "white,blur",
+                 "--crop", "square,portrait,banner"])
+
+    lines = capsys.readouterr().out.splitlines()
+    variants = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))["variants"]
+    levelled = [note["message"] for variant in variants for note in variant["notes"] if note["code"] == "head_levelled"]
+    assert code == 0
+    assert len(variants) == 6
+    assert len(levelled) == 6  # every variant of the frame carries the note in report.json
+    assert len(set(levelled)) == 1
+    assert lines.count(f"astronaut.png: {levelled[0]}") == 1
+    assert [line for line in lines if line.endswith(levelled[0])] == [f"astronaut.png: {levelled[0]}"]
+    for variant in variants:
+        for note in variant["notes"]:
+            if note["code"] != "head_levelled":
+                assert f"{variant['file']}: {note['message']}" in lines
+
+
+def test_note_lines_keep_variant_notes():
+    from pipeline.cli.process import note_lines
+
+    levelled = {"code": "head_levelled", "message": "The head was levelled by 8.0°."}
+    past_edge = {"code": "extended_past_edge", "message": "The crop reaches past the edge of the photo."}
+    report = {"variants": [
+        {"file": "obama_white_natural_square.jpg", "frame": "/photos/obama.jpg", "notes": [levelled]},
+        {"file": "obama_white_natural_banner.jpg", "frame": "/photos/obama.jpg", "notes": [levelled, past_edge]},
+        {"file": "biden_white_natural_square.jpg", "frame": "/photos/biden.jpg",
+         "notes": [{"code": "head_levelled", "message": "The head was levelled by 3.0°."}]},
+        {"file": "biden_white_natural_portrait.jpg", "frame": "/photos/biden.jpg",
+         "notes": [{"code": "enlarged", "message": "The crop was enlarged 1.6×."}]},
+    ]}
+
+    assert note_lines(report) == [
+        "obama.jpg: The head was levelled by 8.0°.",
+        "biden.jpg: The head was levelled by 3.0°.",
+        "obama_white_natural_banner.jpg: The crop reaches past the edge of the photo.",
+        "biden_white_natural_portrait.jpg: The crop was enlarged 1.6×.",
+    ]

@@ -14,12 +14,14 @@ import sys
 import threading
 from pathlib import Path
 
-from ..errors import HeadshotError
+from ..errors import MESSAGES as ERROR_MESSAGES, HeadshotError, skipped_with_code
 from ..i18n import N_, _, gettext_for
 
 EXIT_FAILED = 1
 EXIT_INVALID_OPTION = 2
 EXIT_CANCELED = 130
+# Variant notes about the frame rather than its crop: the summary prints each distinct one once per frame.
+FRAME_NOTE_CODES = ("head_levelled", "black_bars")
 
 
 def register(subparsers) -> None:
@@ -82,7 +84,12 @@ def run_process(arguments: argparse.Namespace) -> int:
     previous_handler = _install_interrupt_handler(stop_requested)
     from ..jobs import EventKind, JobCanceled
 
+    frame_problems = []  # (code, message) of each frame that could not be read
+
     def show_progress(event) -> None:
+        if event.kind == EventKind.frame_scored:
+            frame_problems.extend((reason["code"], reason["message"]) for reason in event.reasons or ()
+                                  if reason["code"] in ERROR_MESSAGES)
         if arguments.json or event.kind != EventKind.variant_ready:
             return
         print(_("wrote {file}").format(file=event.variant.path), file=sys.stderr)
@@ -93,6 +100,8 @@ def run_process(arguments: argparse.Namespace) -> int:
         print(_("Canceled; the files finished so far are in {folder}.").format(folder=arguments.out), file=sys.stderr)
         return EXIT_CANCELED
     except HeadshotError as error:
+        if not arguments.json:
+            print_frame_problems(frame_problems, error.code, error.user_message(), sys.stderr)
         return _report_error(error, arguments.json, EXIT_INVALID_OPTION if error.code == "invalid_option" else EXIT_FAILED)
     finally:
         if threading.current_thread() is threading.main_thread():
@@ -110,16 +119,39 @@ def run_process(arguments: argparse.Namespace) -> int:
     )
     for frame in result.report.get("frames", []):
         if frame.get("error"):
-            print(_("Skipped: {message}").format(message=frame["error"]["message"]))
+            print(skipped_with_code(frame["error"]["code"], frame["error"]["message"]))
         elif frame.get("selected"):
             # What a retoucher would warn about in a frame that was used anyway: a small face, a cut-off face.
             for reason in frame.get("reasons", []):
                 if reason.get("severity") == "problem":
                     print(f"{Path(frame['file']).name}: {reason['message']}")
-    for variant in result.report.get("variants", []):
-        for note in variant.get("notes", []):
-            print(f"{variant['file']}: {note['message']}")
+    for line in note_lines(result.report):
+        print(line)
     return 0
+
+
+def note_lines(report: dict) -> list[str]:
+    """Return report.json's variant notes as the summary prints them, one note a line.
+
+    A note in FRAME_NOTE_CODES appears once per frame and distinct message ("obama.jpg: The head was levelled by
+    8.0°."). Every other note, such as `enlarged`, stays with the variant file it concerns.
+    """
+    variants = [variant for variant in report.get("variants", []) if isinstance(variant, dict)]
+    frame_notes: dict[str, list[str]] = {}
+    variant_lines = []
+    for variant in variants:
+        for note in variant.get("notes", []):
+            if not isinstance(note, dict):
+                continue
+            if note.get("code") in FRAME_NOTE_CODES:
+                frame_name = Path(str(variant.get("frame", ""))).name or str(variant.get("file"))
+                frame_notes.setdefault(frame_name, [])
+                if note.get("message") not in frame_notes[frame_name]:
+                    frame_notes[frame_name].append(note.get("message"))
+            else:
+                variant_lines.append(f"{variant.get('file')}: {note.get('message')}")
+    frame_lines = [f"{frame_name}: {message}" for frame_name, messages in frame_notes.items() for message in messages]
+    return frame_lines + variant_lines
 
 
 def run_styles(arguments: argparse.Namespace) -> int:
@@ -147,6 +179,17 @@ def run_styles(arguments: argparse.Namespace) -> int:
             print(("\n" if style is not styles[0] else "") + headings[current_kind])
         print(f"  {style['name']:<{width}}  {style[language]}")
     return 0
+
+
+def print_frame_problems(problems: list[tuple[str, str]], final_code: str, final_message: str, stream) -> None:
+    """Print why each frame was left out of a job that then failed, before the job's final error is printed.
+
+    `problems` contains (code, message) pairs. When no frame can be read, the final error is the first frame's problem,
+    so the line that repeats it is left out, which leaves none for a job of one frame.
+    """
+    for code, message in problems:
+        if (code, message) != (final_code, final_message):
+            print(skipped_with_code(code, message), file=stream)
 
 
 def parse_names(value: str) -> list[str]:

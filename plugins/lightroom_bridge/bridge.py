@@ -94,9 +94,8 @@ def default_style_options(config) -> dict:
 def folders_from_config(config) -> list[WatchedFolder]:
     """Return the daemon config's hot folders (the Pictures defaults when it lists none), with its default styles."""
     options = default_style_options(config)
-    if not config.hot_folders:
-        return [WatchedFolder(default_inbox(), default_output(), options=dict(options))]
-    return [WatchedFolder(entry.inbox, entry.output, polling=entry.polling, options=dict(options)) for entry in config.hot_folders]
+    return [WatchedFolder(entry.inbox, entry.output, polling=entry.polling, options=dict(options))
+            for entry in config.effective_hot_folders()]
 
 
 def start_in_daemon(config, address: str, token: str | None = None) -> "HotFolderBridge":

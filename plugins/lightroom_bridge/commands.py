@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
@@ -80,13 +81,14 @@ def run_hotfolder(arguments: argparse.Namespace) -> int:
     stop_requested = threading.Event()
 
     # 1. Folders, log and processor. The log is a file of its own, because the daemon's is not where this process writes.
+    #    The terminal shows warnings and errors, such as a photo filed as failed, and the file every INFO record too.
     try:
         config = load_config(Path(arguments.config) if arguments.config else None)
         folders = watched_folders(arguments, config)
         if arguments.write_preset is not None:
             return write_preset(folders[0].inbox, arguments.write_preset)
         log_path = config.folders.logs / LOG_FILE_NAME
-        configure_logging(log_path, to_stderr=True)
+        configure_logging(log_path, to_stderr=True, stderr_level=logging.WARNING)
         if arguments.in_process:
             processor = InProcessProcessor(should_stop=stop_requested.is_set, log_path=log_path)
         else:
