@@ -802,7 +802,8 @@ class CropRegion:
         """Return the union of the crops' rotated rectangles plus a margin, at the scale the sharpest crop needs.
 
         `picture` is the frame's part inside black bars; the region treats its edges as the frame's.
-        Crops that share one roll and stay inside the picture get a levelled region (`levelled_around`).
+        Crops that share one roll and stay within the picture's sides and bottom get a levelled region
+        (`levelled_around`).
         """
         plans = list(plans)
         if not keep_full_frame and plans:
@@ -887,11 +888,10 @@ class CropRegion:
 
     def picture_mask(self, device=None) -> torch.Tensor:
         """Return (1, H, W): 1 where a region pixel's centre lies on the frame's picture, else 0."""
-        cos, sin = math.cos(self.angle), math.sin(self.angle)
+        angle = self.angle if self.levelled else 0.0
+        cos, sin = math.cos(angle), math.sin(angle)
         columns = self.left + (torch.arange(self.width, dtype=torch.float64) + 0.5).view(1, -1) / self.scale_x
         rows = self.top + (torch.arange(self.height, dtype=torch.float64) + 0.5).view(-1, 1) / self.scale_y
-        if not self.levelled:
-            cos, sin = 1.0, 0.0
         x, y = cos * columns - sin * rows, sin * columns + cos * rows
         left, top, right, bottom = self.picture_box
         inside = (x >= left) & (x <= right) & (y >= top) & (y <= bottom)
