@@ -1,7 +1,7 @@
 """Errors that reach a person: a stable code, a translated message naming the file, and the detail.
 
 Every failure the pipeline reports on purpose is a `HeadshotError`. Its `code`
-never changes between releases, so clients (the daemon, GIMP, the hot folder)
+never changes between releases, so clients (the daemon, the hot folder, the planned GIMP plug-in)
 can act on it; `user_message()` is what a photographer reads, in their language.
 """
 
