@@ -814,3 +814,15 @@ def test_hotfolder_terminal_shows_warnings_only(tmp_path):
     assert f"WARNING plugins.lightroom_bridge.bridge [hotfolder-worker-0] hot folder {inbox}: notes.jpg failed (not_an_image" in err
     assert f"INFO plugins.lightroom_bridge.bridge [MainThread] hot folder {inbox}: watching (events)" in log
     assert "notes.jpg failed (not_an_image" in log
+
+
+def test_hotfolder_refuses_unwritable_output(tmp_path, read_only_folder):
+    # Every photo would fail to write its results, so the hot folder does not start.
+    inbox = tmp_path / "Inbox"
+    environment = {**os.environ, "HEADSHOT_HOME": str(tmp_path / "home"), "HEADSHOT_LANG": "en"}
+    finished = subprocess.run([sys.executable, "-m", "daemon.cli", "hotfolder", "--in", str(inbox), "--out", str(read_only_folder),
+                               "--in-process"],
+                              cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=30)
+    assert finished.returncode == 1
+    assert finished.stderr.strip().startswith(f"Error write_failed: {read_only_folder}")
+    assert "Watching" not in finished.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -87,6 +88,13 @@ def run_hotfolder(arguments: argparse.Namespace) -> int:
         folders = watched_folders(arguments, config)
         if arguments.write_preset is not None:
             return write_preset(folders[0].inbox, arguments.write_preset)
+        # The bridge writes results, and files photos as done or failed next to the inbox: a folder it cannot write
+        # would fail every photo, so it is refused before anything is watched.
+        from daemon.validation import check_output_dir
+
+        for folder in folders:
+            check_output_dir(os.path.abspath(folder.output))
+            check_output_dir(os.path.abspath(folder.inbox))
         log_path = config.folders.logs / LOG_FILE_NAME
         configure_logging(log_path, to_stderr=True, stderr_level=logging.WARNING)
         if arguments.in_process:
