@@ -287,5 +287,5 @@ def run_doctor_command(arguments: argparse.Namespace) -> int:
         problems = sum(result.status == PROBLEM for result in results)
         print()
         print(_("All required checks passed.") if not problems else
-              _("{count} required checks found a problem.").format(count=problems))
+              _("Required checks that found a problem: {count}.").format(count=problems))
     return 0 if all(result.status != PROBLEM for result in results) else 1

@@ -110,7 +110,7 @@ def test_doctor_fails_on_unusable_hot_folder(private_user, daemon_home, capsys):
     assert code == 1
     line = line_for(lines, "Hot folder")
     assert line.startswith(f"PROBLEM  Hot folder: {blocker / 'inbox'} cannot be created in {blocker}")
-    assert lines[-1] == "1 required checks found a problem."
+    assert lines[-1] == "Required checks that found a problem: 1."
 
 
 @pytest.mark.parametrize(("language", "expected"), [
@@ -126,7 +126,7 @@ def test_doctor_reports_invalid_config(private_user, capsys, monkeypatch, langua
     assert code == 1
     assert lines[0].startswith(expected.format(file=default_folders().config_file))
     assert lines[0].endswith({"en": "Did you mean square?", "nl": "Bedoelde je square?"}[language])
-    assert lines[-1] == {"en": "1 required checks found a problem.", "nl": "1 vereiste controles vonden een probleem."}[language]
+    assert lines[-1] == {"en": "Required checks that found a problem: 1.", "nl": "Vereiste controles die een probleem vonden: 1."}[language]
 
 
 def test_doctor_json_names_config_error_code(private_user, capsys):
