@@ -792,26 +792,39 @@ def test_hotfolder_rejects_mistyped_default_style(tmp_path, language, prefix, hi
     assert not inbox.exists()
 
 
-def test_hotfolder_terminal_shows_warnings_only(tmp_path):
+@pytest.mark.parametrize(("language", "failed_line"), [
+    ("en", "notes.jpg: Error not_an_image: notes.jpg is not an image"),
+    ("nl", "notes.jpg: Fout not_an_image: notes.jpg"),
+])
+def test_hotfolder_terminal_shows_photo_lines(tmp_path, astronaut_rgb, language, failed_line):
     home, inbox = tmp_path / "home", tmp_path / "Inbox"
     inbox.mkdir()
-    environment = {**os.environ, "HEADSHOT_HOME": str(home), "HEADSHOT_LANG": "en"}
+    environment = {**os.environ, "HEADSHOT_HOME": str(home), "HEADSHOT_LANG": language}
     process = subprocess.Popen([sys.executable, "-m", "daemon.cli", "hotfolder", "--in", str(inbox), "--out", str(tmp_path / "Out"),
                                 "--in-process", "--settle", str(SETTLE_S)],
                                cwd=REPO_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_until(lambda: (home / "logs" / "hotfolder.log").is_file() and "watching" in (home / "logs" / "hotfolder.log").read_text())
+        log_file = home / "logs" / "hotfolder.log"
+        assert wait_until(lambda: log_file.is_file() and "watching" in log_file.read_text())
         (inbox / "notes.jpg").write_text("shopping list", encoding="utf-8")
         assert wait_until(lambda: (inbox / "failed" / "notes.jpg.error.txt").exists(), timeout_s=60)
+        Image.fromarray(astronaut_rgb).save(inbox / "portrait.png")
+        assert wait_until(lambda: (inbox / "done" / "portrait.png").exists(), timeout_s=120)
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=60)
 
+    # The terminal has a line for the person per photo, in their language; the log file has the records.
     log = (home / "logs" / "hotfolder.log").read_text(encoding="utf-8")
+    lines = out.splitlines()
     assert process.returncode == 0
-    assert out.splitlines()[:2] == [f"Watching {inbox}; results go to {tmp_path / 'Out'}.", "Press Ctrl+C to stop."]
+    assert len(lines) >= 4
+    assert lines[2].startswith(failed_line)
+    assert lines[2].endswith(f"{inbox / 'failed' / 'notes.jpg'}.")
+    done = {"en": "portrait.png: done, the headshots are in ", "nl": "portrait.png: klaar, de headshots staan in "}[language]
+    assert lines[3] == f"{done}{tmp_path / 'Out' / 'portrait'}."
     assert " INFO " not in err
-    assert f"WARNING plugins.lightroom_bridge.bridge [hotfolder-worker-0] hot folder {inbox}: notes.jpg failed (not_an_image" in err
+    assert " WARNING " not in err
     assert f"INFO plugins.lightroom_bridge.bridge [MainThread] hot folder {inbox}: watching (events)" in log
     assert "notes.jpg failed (not_an_image" in log
 

@@ -14,11 +14,12 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import HeadshotError, register_messages
-from pipeline.i18n import N_
+from pipeline.i18n import N_, gettext_for
 
 from .filing import entry_stem, file_as_done, file_as_failed, numbered_name, remove_partial_files
 from .ledger import COMPLETED, FAILED, InboxLock, Ledger, inbox_lock_path
@@ -140,8 +141,10 @@ class HotFolderBridge:
         max_attempts: int = 3,
         language: str | None = None,
         log_path: Path | str | None = None,
+        report: Callable[[str], None] | None = None,
     ):
         self.folders = list(folders)
+        self.report = report  # receives a line for a person, in `language`, as each photo is done or filed as failed
         self.processor = processor
         self.state_dir = Path(state_dir) if state_dir else default_state_dir()
         self.settle_s = settle_s
@@ -418,7 +421,12 @@ class HotFolderBridge:
         with self._counts_lock:
             self._completed += 1
         log.info("hot folder %s: %s processed into %s in %.1f s; filed as %s", folder.inbox, entry.name, output_dir, time.monotonic() - started, target)
+        self._report(N_("{name}: done, the headshots are in {folder}."), name=entry.name, folder=output_dir)
         return 0.0
+
+    def _report(self, message: str, **fields) -> None:
+        if self.report is not None:
+            self.report(gettext_for(self.language)(message).format(**fields))
 
     def _note_processor_unavailable(self, folder: WatchedFolder, entry: Path, error: Exception) -> None:
         """Hold back every entry for the retry time; log the first failure of an outage as a warning."""
@@ -427,6 +435,9 @@ class HotFolderBridge:
             self._processor_back_at = time.monotonic() + self.retry_after_s
         level = logging.WARNING if first else logging.DEBUG
         log.log(level, "hot folder %s: %s waits, the processor is unavailable (%s); trying again every %.1f s", folder.inbox, entry.name, error, self.retry_after_s)
+        if first:
+            self._report(N_("{name} waits: the daemon cannot be reached. Trying again every {seconds:.0f} s."),
+                         name=entry.name, seconds=self.retry_after_s)
 
     def _note_processor_available(self) -> None:
         with self._counts_lock:
@@ -468,6 +479,7 @@ class HotFolderBridge:
         with self._counts_lock:
             self._failed += 1
         log.warning("hot folder %s: %s failed (%s: %s); filed as %s", folder.inbox, entry.name, error.code, error.detail or error.user_message("en"), target)
+        self._report(N_("{name}: {error} It was moved to {target}."), name=entry.name, error=error.terminal_message(self.language), target=target)
 
 
 def _file_sha256(path: Path) -> str:

@@ -82,7 +82,7 @@ def run_hotfolder(arguments: argparse.Namespace) -> int:
     stop_requested = threading.Event()
 
     # 1. Folders, log and processor. The log is a file of its own, because the daemon's is not where this process writes.
-    #    The terminal shows warnings and errors, such as a photo filed as failed, and the file every INFO record too.
+    #    The terminal shows a line per photo done or filed as failed, and errors; the file has every INFO record too.
     try:
         config = load_config(Path(arguments.config) if arguments.config else None)
         folders = watched_folders(arguments, config)
@@ -96,14 +96,15 @@ def run_hotfolder(arguments: argparse.Namespace) -> int:
             check_output_dir(os.path.abspath(folder.output))
             check_output_dir(os.path.abspath(folder.inbox))
         log_path = config.folders.logs / LOG_FILE_NAME
-        configure_logging(log_path, to_stderr=True, stderr_level=logging.WARNING)
+        configure_logging(log_path, to_stderr=True, stderr_level=logging.ERROR)
         if arguments.in_process:
             processor = InProcessProcessor(should_stop=stop_requested.is_set, log_path=log_path)
         else:
             from .processors import DaemonProcessor
 
             processor = DaemonProcessor.from_config(config)
-        bridge = HotFolderBridge(folders, processor, settle_s=arguments.settle, rescan_s=arguments.rescan, log_path=log_path)
+        bridge = HotFolderBridge(folders, processor, settle_s=arguments.settle, rescan_s=arguments.rescan, log_path=log_path,
+                                 report=lambda line: print(line, flush=True))
 
         # 2. Watch until stopped.
         bridge.start()
