@@ -228,8 +228,10 @@ def run_submit(arguments: argparse.Namespace) -> int:
             handle = client.upload(request, out_dir) if arguments.stream else client.submit(request, out_dir)
         except DaemonError as error:
             if not arguments.json:
-                for frame in error.frames:
-                    print(skipped_with_code(frame["code"], frame["message"]), file=sys.stderr)
+                from pipeline.cli.process import print_frame_problems
+
+                problems = [(frame["code"], frame["message"]) for frame in error.frames]
+                print_frame_problems(problems, error.code, error.message, sys.stderr)
             return _report_failure(arguments, error.code, error.message, error.detail, error.file,
                                    EXIT_INVALID_OPTION if error.code == "invalid_option" else EXIT_FAILED)
         except KeyboardInterrupt:

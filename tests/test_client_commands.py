@@ -244,10 +244,11 @@ def test_submit_reports_every_unreadable_frame(start_daemon, daemon_home, capsys
     lines = err.strip().splitlines()
     assert code == 1
     assert out == ""
-    assert len(lines) == 3
-    assert lines[0].startswith(f"Skipped (not_an_image): {names[1]} is not an image Headshot Studio can read.")
-    assert lines[1].startswith(f"Skipped (file_truncated): {names[2]} is incomplete: the image data ends early.")
-    assert lines[2] == f"Error file_empty: {names[0]} is empty (0 bytes). Export the photo again."
+    assert len(lines) == 4
+    assert lines[0] == "None of the 3 photos could be used:"
+    assert lines[1].startswith(f"Error not_an_image: {names[1]} is not an image Headshot Studio can read.")
+    assert lines[2].startswith(f"Error file_truncated: {names[2]} is incomplete: the image data ends early.")
+    assert lines[3] == f"Error file_empty: {names[0]} is empty (0 bytes). Export the photo again."
 
 
 def frames_unreadable_runner(request, out_dir, on_event=None, should_stop=None):
@@ -262,8 +263,8 @@ def frames_unreadable_runner(request, out_dir, on_event=None, should_stop=None):
 
 
 @pytest.mark.parametrize(("language", "skipped", "final"), [
-    ("en", "Skipped (file_truncated): {file} is incomplete", "Error file_truncated: {file} is incomplete"),
-    ("nl", "Overgeslagen (file_truncated): {file} is onvolledig", "Fout file_truncated: {file} is onvolledig"),
+    ("en", "Error file_truncated: {file} is incomplete", "Error file_truncated: {file} is incomplete"),
+    ("nl", "Fout file_truncated: {file} is onvolledig", "Fout file_truncated: {file} is onvolledig"),
 ])
 def test_failed_job_lists_every_frame_problem(start_daemon, daemon_home, capsys, monkeypatch, language, skipped, final):
     start_daemon(runner=frames_unreadable_runner)
@@ -272,8 +273,10 @@ def test_failed_job_lists_every_frame_problem(start_daemon, daemon_home, capsys,
 
     code, out, err = run_cli(capsys, "submit", *frames, "--no-start", "--out", str(daemon_home / "out"))
 
-    lines = err.strip().splitlines()[-3:]
+    lines = err.strip().splitlines()[-4:]
+    header = {"en": "None of the 3 photos could be used:", "nl": "Geen van de 3 foto's kon worden gebruikt:"}[language]
     assert code == 1
+    assert lines.pop(0) == header
     assert lines[0].startswith(skipped.format(file=frames[1]))
     assert lines[1].startswith(skipped.format(file=frames[2]))
     assert lines[2].startswith(final.format(file=frames[0]))

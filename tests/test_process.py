@@ -733,11 +733,13 @@ def write_unreadable_frames(folder: Path, source: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize(("language", "skipped", "final"), [
-    ("en", ["Skipped (not_an_image): {text} is not an image Headshot Studio can read.",
-            "Skipped (file_truncated): {cut} is incomplete: the image data ends early."],
+    ("en", ["None of the 3 photos could be used:",
+            "Error not_an_image: {text} is not an image Headshot Studio can read.",
+            "Error file_truncated: {cut} is incomplete: the image data ends early."],
      "Error file_empty: {empty} is empty (0 bytes). Export the photo again."),
-    ("nl", ["Overgeslagen (not_an_image): {text} is geen afbeelding die Headshot Studio kan lezen.",
-            "Overgeslagen (file_truncated): {cut} is onvolledig"],
+    ("nl", ["Geen van de 3 foto's kon worden gebruikt:",
+            "Fout not_an_image: {text} is geen afbeelding die Headshot Studio kan lezen.",
+            "Fout file_truncated: {cut} is onvolledig"],
      "Fout file_empty: {empty} is leeg (0 bytes)."),
 ])
 def test_cli_reports_every_unreadable_frame(tmp_path, capsys, monkeypatch, shared_photos, language, skipped, final):
@@ -751,10 +753,11 @@ def test_cli_reports_every_unreadable_frame(tmp_path, capsys, monkeypatch, share
     lines = capsys.readouterr().err.strip().splitlines()
     names = {"empty": empty, "text": text, "cut": cut}
     assert code == 1
-    assert len(lines) == 3
-    assert lines[0].startswith(skipped[0].format(**names))
+    assert len(lines) == 4
+    assert lines[0] == skipped[0]
     assert lines[1].startswith(skipped[1].format(**names))
-    assert lines[2].startswith(final.format(**names))
+    assert lines[2].startswith(skipped[2].format(**names))
+    assert lines[3].startswith(final.format(**names))
     assert not (tmp_path / "out").exists()
 
 

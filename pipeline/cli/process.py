@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ..errors import MESSAGES as ERROR_MESSAGES, HeadshotError, skipped_with_code
+from ..errors import MESSAGES as ERROR_MESSAGES, HeadshotError, skipped_with_code, with_code
 from ..i18n import N_, _, gettext_for
 
 EXIT_FAILED = 1
@@ -182,14 +182,18 @@ def run_styles(arguments: argparse.Namespace) -> int:
 
 
 def print_frame_problems(problems: list[tuple[str, str]], final_code: str, final_message: str, stream) -> None:
-    """Print why each frame was left out of a job that then failed, before the job's final error is printed.
+    """Print why each frame could not be used in a job that then failed, before the job's final error is printed.
 
     `problems` contains (code, message) pairs. When no frame can be read, the final error is the first frame's problem,
-    so the line that repeats it is left out, which leaves none for a job of one frame.
+    so the line that repeats it is left out, which leaves none for a job of one frame. A heading above the others
+    states that none of the photos could be used, since nothing went on without them.
     """
-    for code, message in problems:
-        if (code, message) != (final_code, final_message):
-            print(skipped_with_code(code, message), file=stream)
+    others = [(code, message) for code, message in problems if (code, message) != (final_code, final_message)]
+    if not others:
+        return
+    print(_("None of the {count} photos could be used:").format(count=len(others) + 1), file=stream)
+    for code, message in others:
+        print(with_code(code, message), file=stream)
 
 
 def parse_names(value: str) -> list[str]:
