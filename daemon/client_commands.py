@@ -430,8 +430,18 @@ def event_to_dict(event) -> dict:
 
     from .convert import event_kind
 
-    values = json_format.MessageToDict(event, preserving_proto_field_name=True)
-    return {"event": event_kind(event), **int64_as_numbers(event, values)}
+    values = int64_as_numbers(event, json_format.MessageToDict(event, preserving_proto_field_name=True))
+    variant = values.get("variant_ready")
+    if isinstance(variant, dict) and "recipe_json" in variant:
+        # The recipe travels as JSON text; a JSON reader gets it as an object, with the notes it gives rise to.
+        from pipeline.process import variant_notes
+
+        try:
+            variant["recipe"] = json.loads(variant.pop("recipe_json"))
+        except ValueError:
+            variant["recipe"] = {}
+        variant["notes"] = variant_notes(variant["recipe"]) if isinstance(variant["recipe"], dict) else []
+    return {"event": event_kind(event), **values}
 
 
 def int64_as_numbers(message, values: dict) -> dict:

@@ -1039,7 +1039,8 @@ PASSPORT_MOUTH_OPEN = 0.08
 def variant_notes(recipe: dict, language: str | None = None) -> list[dict]:
     """Return what a person should know about how a variant was framed: codes and messages in `language`."""
     _ = gettext_for(language)
-    crop = recipe.get("crop") or {}
+    crop = recipe.get("crop")
+    crop = crop if isinstance(crop, dict) else {}
     notes = []
     if crop.get("inside_black_bars"):
         notes.append(("black_bars", {}))

@@ -20,6 +20,7 @@ from daemon.cli import main
 from daemon.client import DaemonClient, process_exists, read_discovery
 from daemon.config import default_folders
 from pipeline.errors import HeadshotError
+from pipeline.process import variant_notes
 from pipeline.request import JobRequest
 from test_daemon_fixtures import REPO_ROOT, SlowRunner, daemon_home, start_daemon, start_daemon_process, write_frames  # noqa: F401
 
@@ -150,6 +151,9 @@ def test_submit_json_lines_end_with_completed(start_daemon, daemon_home, capsys,
     for variant in variants:
         assert type(variant["size_bytes"]) is int
         assert variant["size_bytes"] > 0
+        assert "recipe_json" not in variant
+        assert isinstance(variant["recipe"], dict)
+        assert variant["notes"] == variant_notes(variant["recipe"])
     assert sorted(variant["size_bytes"] for variant in variants) == sorted(sizes[name] for name in ("frame00_0.png", "frame01_1.png"))
     assert all(Path(path).is_file() for path in final["files"])
     assert len(final["files"]) == 4
