@@ -54,9 +54,9 @@ class _Framing:
 
 # Social formats: the loose end is a classic head-and-shoulders headshot, the tight end a close headshot
 # with the hair 4 % of the height below the top. Where a tightly shot frame has less room above the hair,
-# the crop reaches past the top and the picture continues there as backdrop. Eye and face ranges keep a margin inside the published rules
-# (square for LinkedIn: eyes 35–45 % from the top, face centred within 5 %), because landmarks found
-# again on the output move by a fraction of a percent.
+# the crop reaches past the top and the picture continues there as backdrop. Eye and face ranges keep a margin
+# inside the published rules (square for LinkedIn: eyes 35–45 % from the top, face centred within 5 %), because
+# landmarks found again on the output move by a fraction of a percent.
 FRAMINGS: dict[str, _Framing] = {
     "square": _Framing(1.0, (0.50, 0.70), (0.36, 0.44), (0.04, 0.20), False, 0.5, 0.03),
     "portrait": _Framing(4 / 5, (0.42, 0.64), (0.32, 0.42), (0.04, 0.20), False, 0.5, 0.03),
@@ -167,8 +167,8 @@ def apply_crop(image: torch.Tensor, plan: CropPlan, fill: torch.Tensor | None = 
     """Rotate, crop and resize `image` (C, H, W) in one resampling; "original" returns `image` itself.
 
     An upright crop inside the image is a slice of it, resized where the sizes differ (its corner then rounds
-    to a whole pixel). Where the crop reaches past the frame, `fill` is used: a tensor of the output's size (C, h, w), or a
-    colour (C, 1, 1). Without it the colours at the frame's edge are carried on smoothly.
+    to a whole pixel). Where the crop reaches past the frame, `fill` is used: a tensor of the output's size
+    (C, h, w), or a colour (C, 1, 1). Without it the colours at the frame's edge are carried on smoothly.
     """
     channels, height, width = image.shape
     if plan.name == "original":
@@ -366,20 +366,14 @@ def _continued_background(image: torch.Tensor, matte: torch.Tensor | None, windo
     Only pixels inside the window with matte 0 (all of them without a matte) feed it, pushed and pulled
     over a pyramid at reduced resolution.
     """
-    from .backdrops import fill_holes
-
-    # 1. The known background at reduced resolution; a coarse pixel counts only when wholly known.
+    # 1. The known background at reduced resolution.
     channels, height, width = image.shape
     x0, y0, x1, y1 = window
     known = torch.zeros((1, height, width), dtype=image.dtype, device=image.device)
     known[:, y0:y1, x0:x1] = 1.0
     if matte is not None:
         known[:, y0:y1, x0:x1] = (matte[:, y0:y1, x0:x1] <= 0.0).to(image.dtype)
-    scale = min(1.0, EXTEND_LONG_SIDE / max(height, width))
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    small_known = F.interpolate(known[None], size=size, mode="area")[0]
-    small_colour = F.interpolate((image * known)[None], size=size, mode="area")[0] / small_known.clamp_min(1e-6)
-    filled = fill_holes(small_colour, (small_known > 0.999).to(image.dtype))
+    filled = _smooth_background(image, known)
 
     # 2. Sampling a part of the canvas lines up with upsampling the whole (bilinear, pixel centres).
     def sample(top: int, bottom: int, left: int, right: int) -> torch.Tensor:
@@ -394,6 +388,19 @@ def _continued_background(image: torch.Tensor, matte: torch.Tensor | None, windo
     return sample
 
 
+def _smooth_background(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Return the colours of `image` where `known` (1, H, W) is 1 and the rest filled smoothly, at EXTEND_LONG_SIDE
+    pixels at most. A coarse pixel counts as known only when all of it is."""
+    from .backdrops import fill_holes
+
+    height, width = image.shape[-2:]
+    scale = min(1.0, EXTEND_LONG_SIDE / max(height, width))
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    small_known = F.interpolate(known[None], size=size, mode="area")[0]
+    small_colour = F.interpolate((image * known)[None], size=size, mode="area")[0] / small_known.clamp_min(1e-6)
+    return fill_holes(small_colour, (small_known > 0.999).to(image.dtype))
+
+
 def fill_past_picture(
     image: torch.Tensor, matte: torch.Tensor, inside: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
@@ -403,17 +410,11 @@ def fill_past_picture(
     Returns the filled image and matte, and a function that fills another image of the same region (a retouched
     copy) with the same colours.
     """
-    from .backdrops import fill_holes
     from .matte import sample_smooth_at
 
     # 1. The known background (inside the picture, matte 0) at reduced resolution, its holes filled smoothly.
-    channels, height, width = image.shape
-    known = inside * (matte <= 0.0).to(image.dtype)
-    scale = min(1.0, EXTEND_LONG_SIDE / max(height, width))
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    small_known = F.interpolate(known[None], size=size, mode="area")[0]
-    small_colour = F.interpolate((image * known)[None], size=size, mode="area")[0] / small_known.clamp_min(1e-6)
-    filled = fill_holes(small_colour, (small_known > 0.999).to(image.dtype))
+    height, width = image.shape[-2:]
+    filled = _smooth_background(image, inside * (matte <= 0.0).to(image.dtype))
 
     # 2. Its colours at the pixels outside the picture only.
     rows, columns = torch.nonzero(inside[0] < 0.5, as_tuple=True)

@@ -56,7 +56,7 @@ def person_matte(image: torch.Tensor, faces: list[Face] | None = None, bystander
     """Return the matte (1, H, W) of the people in `image` (3, H, W): 1 on the subject, 0 on the backdrop.
 
     `faces`, in pixels of `image`, are always foreground and decide which detached blobs are people. A blob that
-    holds only `bystanders` (other people in the frame) is backdrop; one that holds a face as well stays.
+    contains only `bystanders` (other people in the frame) is backdrop, and one that contains a face as well stays.
     """
     channels, height, width = image.shape
     faces = faces or []
@@ -635,7 +635,6 @@ def _trimmed_hull(face: Face, scale: float, guide: torch.Tensor, hull: torch.Ten
     top, bottom = max(0, int(rows.min()) - margin), min(height, int(rows.max()) + margin + 1)
     left, right = max(0, int(columns.min()) - margin), min(width, int(columns.max()) + margin + 1)
     face_mask = face_mask[top:bottom, left:right]
-    colour = guide[:3, top:bottom, left:right]
 
     # 2. Sure skin inside the rim and sure backdrop in a band outside the outline, as mean colours in a window
     #    around each rim pixel (summed from integral images).
@@ -646,10 +645,9 @@ def _trimmed_hull(face: Face, scale: float, guide: torch.Tensor, hull: torch.Ten
     beyond *= coarse[0, top:bottom, left:right].cpu().numpy() < 0.5
     colour = np.ascontiguousarray(guide[:3, top:bottom, left:right].cpu().numpy())
     rim_rows, rim_columns = np.nonzero((face_mask > 0) & (inner == 0))
-    window = 2 * radius
     planes = [colour[0] * inner, colour[1] * inner, colour[2] * inner, inner,
               colour[0] * beyond, colour[1] * beyond, colour[2] * beyond, beyond]
-    sums, area = _window_sums(planes, rim_rows, rim_columns, window)
+    sums, area = _window_sums(planes, rim_rows, rim_columns, 2 * radius)
     skin = sums[0:3] / np.maximum(sums[3], 1e-4)
     backdrop = sums[4:7] / np.maximum(sums[7], 1e-4)
     backdrop_weight = sums[7] / area
@@ -663,7 +661,7 @@ def _trimmed_hull(face: Face, scale: float, guide: torch.Tensor, hull: torch.Ten
     foreign = np.zeros(face_mask.shape, dtype=bool)
     foreign[rim_rows[chosen], rim_columns[chosen]] = True
     outside = face_mask == 0
-    count, labels = cv2.connectedComponents((foreign | outside).astype(np.uint8), connectivity=4)
+    _, labels = cv2.connectedComponents((foreign | outside).astype(np.uint8), connectivity=4)
     joined = np.zeros((height, width), dtype=bool)
     joined[top:bottom, left:right] = np.isin(labels, np.unique(labels[outside])) & foreign
     return hull.masked_fill(torch.from_numpy(joined)[None].to(hull.device), 0.0)
@@ -689,7 +687,7 @@ def _subject_support(
 ) -> torch.Tensor:
     """Return a soft (1, h, w) mask around the people: blobs with a face, or large enough, grown by `margin` pixels.
 
-    Blobs that hold a bystander's face and none of `face_masks` are left out, however large.
+    Blobs that contain a bystander's face and none of `face_masks` are left out, however large.
     """
     import cv2
 

@@ -1031,8 +1031,8 @@ _VARIANT_NOTES = {
     "passport_mouth_open": N_("Passport rules ask for a neutral expression with the mouth closed, and the mouth is open in this photo. Choose a frame with the mouth closed."),
 }
 ENLARGED_NOTE_FACTOR = 1.5  # output pixels per frame pixel from which a variant gets the note 'enlarged'
-# The analysis' mouth openness (inner-lip gap over mouth width) above which a passport variant gets a note: closed
-# mouths measure under 0.04 on the shared photos, smiles showing teeth 0.14 and more.
+# The analysis' mouth openness (inner-lip gap over mouth width) above which a passport variant gets a note. Closed
+# mouths measured under 0.04 on the test portraits, smiles showing teeth 0.14 and more.
 PASSPORT_MOUTH_OPEN = 0.08
 
 

@@ -259,7 +259,7 @@ def frames_unreadable_runner(request, out_dir, on_event=None, should_stop=None):
     """Score every frame as unreadable, as the pipeline does for a frame that fails to decode, then fail the job."""
     from pipeline.jobs import EventKind, JobEvent, Stage
 
-    errors = [HeadshotError("file_truncated", frame, "the test runner says so") for frame in request.frames]
+    errors = [HeadshotError("file_truncated", frame, "truncated by the test runner") for frame in request.frames]
     for frame, error in zip(request.frames, errors):
         on_event(JobEvent(EventKind.frame_scored, stage=Stage.analysing, frame=frame, score=0.0,
                           reasons=[{"code": error.code, "message": error.user_message(request.language)}]))

@@ -805,7 +805,11 @@ def test_hotfolder_terminal_shows_photo_lines(tmp_path, astronaut_rgb, language,
                                cwd=REPO_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         log_file = home / "logs" / "hotfolder.log"
-        assert wait_until(lambda: log_file.is_file() and "watching" in log_file.read_text())
+
+        def watching() -> bool:
+            return log_file.is_file() and "watching" in log_file.read_text()
+
+        assert wait_until(watching)
         (inbox / "notes.jpg").write_text("shopping list", encoding="utf-8")
         assert wait_until(lambda: (inbox / "failed" / "notes.jpg.error.txt").exists(), timeout_s=60)
         Image.fromarray(astronaut_rgb).save(inbox / "portrait.png")

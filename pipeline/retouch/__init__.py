@@ -43,7 +43,7 @@ SMALL_SPOT_TEXTURE_SIGMA = 1.5
 FINE_TEXTURE_SMOOTHING = 0.65
 
 # Faces with their eyes closer than this many pixels are left as they are: their skin masks are a few pixels
-# wide, and an evened under-eye or cheek showed as a flat patch (obama-240p, eyes 24 px apart).
+# wide, and an evened under-eye or cheek showed as a flat patch (on a 240-pixel frame, eyes 24 px apart).
 MIN_EYE_DISTANCE = 32.0
 
 # The face region around the mesh, in eye distances: sides (ears), top (forehead), bottom (neck).
